@@ -1,0 +1,23 @@
+"""Studies: one module per theorem plot, each exposing ``STUDY`` (a :class:`sinkflow.study.Study`).
+
+The registry maps CLI names to modules; modules are imported lazily so that
+``sinkflow list`` and ``--help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+REGISTRY = {
+    "phase-diagram": "experiments.phase_diagram",
+}
+
+
+def get(name: str):
+    if name not in REGISTRY:
+        raise ValueError(f"unknown study {name!r}; studies: {', '.join(REGISTRY)} (see `sinkflow list`).")
+    return importlib.import_module(REGISTRY[name]).STUDY
+
+
+def all_studies():
+    return [get(name) for name in REGISTRY]

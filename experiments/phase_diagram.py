@@ -1,0 +1,218 @@
+"""phase-diagram — GLPR Fig. 3: P(⟨x_1(t), x_2(t)⟩ ≥ 1 − δ) over (t, β) for several d.
+
+Each cell is one (d, n, β): ``realizations`` i.i.d. uniform starts solved as one
+batched state (shared steps), saving at every time the fraction of ordered
+pairs i ≠ j that are δ-close, averaged over realizations (the paper's
+estimator), and its Monte-Carlo standard error. The curve Γ_{∞,δ} (eq. 6.12) is
+t*(β) from :func:`sinkflow.theory.transition_time`.
+
+Checks
+- *transition*: for the largest d ≥ n, the empirical transition time (first t
+  with P ≥ ½, linearly interpolated) at each β with t*(β) ≤ 0.8·T lies between
+  the equiangular-ODE transition times started from ρ₀ = +3/√d and ρ₀ = −3/√d
+  (initial pairwise cosines of uniform points are ≈ N(0, 1/d), so ±3/√d bounds
+  where the dynamics can start), widened by one save interval. Reported as the
+  worst normalised miss (≤ 0 passes).
+- *collapse*: for every d ≥ n and β with t*(β) ≤ T/2, P(T) ≥ 0.99 (Thm 6.3:
+  exponential clustering when d ≥ n).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sinkflow import theory
+from sinkflow.attention import Attention
+from sinkflow.batching import default_piece, map_batches
+from sinkflow.checks import compare
+from sinkflow.fields import attention_field
+from sinkflow.observables import close_pair_fraction
+from sinkflow.solve import solve, with_finiteness
+from sinkflow.sphere import normalize, uniform
+from sinkflow.study import Study, param
+from sinkflow.studykit import SolverFields, float_dtype, new_figure, save_figure, time_grid, validate_common
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(SolverFields):
+    d: tuple = param((2, 8, 32, 128, 512, 1024), "ambient dimension (sphere S^{d-1})", swept=True, static=True, kind=int)
+    n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int)
+    beta: tuple = param(tuple(float(b) for b in np.round(np.linspace(0, 9, 46), 12)), "inverse temperature β ≥ 0", swept=True, kind=float)
+    delta: float = param(1e-3, "closeness threshold: pairs with ⟨x_i,x_j⟩ ≥ 1 − δ", kind=float)
+    T: float = param(30.0, "final time", kind=float)
+    n_times: int = param(301, "number of save times in [0, T]", kind=int)
+    realizations: int = param(1024, "i.i.d. uniform starts per cell", kind=int)
+    model: str = param("sa", "dynamics: sa (softmax) or usa (1/n)", kind=str, choices=("sa", "usa"))
+
+    def __post_init__(self):
+        super().__post_init__()
+        validate_common(self)
+
+
+PRESETS = {
+    "paper": {},
+    "small": {"d": (2, 8, 32, 128), "beta": (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0), "realizations": 64},
+}
+
+
+def make_chunk(cfg: Config, static: dict):
+    """All cells × realizations of a chunk as one flat batch (C·R, n, d) with β per trajectory,
+    solved in pieces of :func:`sinkflow.batching.default_piece` trajectories."""
+    d, n = static["d"], static["n"]
+    dtype = float_dtype(cfg)
+    ts = time_grid(cfg.T, cfg.n_times)
+    solver = cfg.solver_config()
+    normalization = "softmax" if cfg.model == "sa" else "none"
+    R = cfg.realizations
+
+    def solve_piece(args):
+        x0, beta = args
+        params = Attention(beta=beta[:, None, None], normalization=normalization)
+        observable = lambda t, x, a: close_pair_fraction(x, cfg.delta)  # noqa: E731  (B,)
+        sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize)
+        B = x0.shape[0]
+        return sol.ys.T, jnp.broadcast_to(sol.code, (B,)), jnp.broadcast_to(sol.num_steps, (B,))
+
+    def chunk(values, keys):
+        C = keys.shape[0]
+        x0 = jax.vmap(lambda k: uniform(k, (R, n), d, dtype))(keys).reshape(C * R, n, d)
+        beta = jnp.repeat(values["beta"].astype(dtype), R)
+        frac, code, steps = map_batches(solve_piece, (x0, beta), default_piece())
+        frac = frac.reshape(C, R, -1)  # (C, R, T)
+        P = jnp.mean(frac, axis=1)
+        P_se = jnp.std(frac, axis=1) / math.sqrt(max(R - 1, 1))
+        code = jnp.max(code.reshape(C, R), axis=1)
+        return {
+            "P": P,
+            "P_se": P_se,
+            "status": with_finiteness(code, frac, axis=0),
+            "num_steps": jnp.max(steps.reshape(C, R), axis=1),
+        }
+
+    return chunk
+
+
+def coords(cfg: Config):
+    return {"t": time_grid(cfg.T, cfg.n_times)}
+
+
+def transition_times(P: np.ndarray, t: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """First time P(t) ≥ level (linear interpolation), NaN if never; P has time as its last axis."""
+    P = np.asarray(P)
+    out = np.full(P.shape[:-1], np.nan)
+    for idx in np.ndindex(*P.shape[:-1]):
+        p = P[idx]
+        k = np.flatnonzero(p >= level)
+        if k.size == 0:
+            continue
+        k = k[0]
+        if k == 0:
+            out[idx] = t[0]
+        else:
+            f = (level - p[k - 1]) / (p[k] - p[k - 1])
+            out[idx] = t[k - 1] + f * (t[k] - t[k - 1])
+    return out
+
+
+def plot(ds, outdir):
+    t = ds["t"].values
+    betas = ds["beta"].values
+    paths = []
+    for n in ds["n"].values:
+        dims = ds["d"].values
+        fig, axes = new_figure(1, len(dims), size=(3.0, 2.8), sharey=True)
+        tstar = np.asarray(theory.transition_time(np.asarray(betas, float), float(n), _delta(ds), _model(ds)))
+        for ax, d in zip(axes[0], dims):
+            P = ds["P"].sel(d=d, n=n).values  # (beta, t)
+            mesh = ax.pcolormesh(t, betas, P, vmin=0, vmax=1, cmap="viridis", shading="nearest")
+            ax.plot(tstar, betas, color="w", lw=1.4, ls="--", label=r"$\Gamma_{\infty,\delta}$")
+            ax.set_xlim(t[0], t[-1])
+            ax.set_title(f"d = {int(d)}")
+            ax.set_xlabel("t")
+        axes[0][0].set_ylabel(r"$\beta$")
+        axes[0][0].legend(loc="lower right", fontsize=7, facecolor="0.3", labelcolor="w")
+        fig.colorbar(mesh, ax=axes[0].tolist(), label=r"$P(\langle x_1,x_2\rangle \geq 1-\delta)$")
+        fig.suptitle(f"{ds.attrs.get('title', 'phase diagram')} (n = {int(n)})")
+        paths.append(save_figure(fig, outdir, f"phase_diagram_n{int(n)}"))
+    return paths
+
+
+def _delta(ds) -> float:
+    return float(json.loads(ds.attrs["config"])["delta"])
+
+
+def _model(ds) -> str:
+    return json.loads(ds.attrs["config"])["model"]
+
+
+def checks(ds):
+    cfg = json.loads(ds.attrs["config"])
+    delta, T, model = float(cfg["delta"]), float(cfg["T"]), cfg["model"]
+    t = ds["t"].values
+    dt_save = float(t[1] - t[0])
+    betas = ds["beta"].values
+    out = []
+    status = ds["status"].values
+    out.append(compare("all cells solved", "solver status", 0, int(np.count_nonzero(status != 0)), 0, "a failed cell (status ≠ 0) invalidates the figure", mode="le"))
+    for n in ds["n"].values:
+        n = int(n)
+        big = [int(d) for d in ds["d"].values if d >= n]
+        tstar = np.asarray(theory.transition_time(np.asarray(betas, float), float(n), delta, model))
+        if big:
+            d = max(big)
+            P = ds["P"].sel(d=d, n=n).values
+            temp = transition_times(P, t)
+            r = 3.0 / math.sqrt(d)
+            t_lo = np.asarray(theory.transition_time(np.asarray(betas, float), float(n), delta, model, rho0=r))
+            t_hi = np.asarray(theory.transition_time(np.asarray(betas, float), float(n), delta, model, rho0=-r))
+            ok = tstar <= 0.8 * T
+            if ok.any():
+                miss = np.maximum(t_lo - dt_save - temp, temp - t_hi - dt_save)[ok]
+                miss = np.where(np.isnan(miss), np.inf, miss)
+                worst = int(np.argmax(miss))
+                b = betas[ok][worst]
+                out.append(
+                    compare(
+                        f"transition time on Γ (d={d}, n={n}, {int(ok.sum())} β)",
+                        "GLPR Thm 6.9 / eq. 6.12",
+                        0.0,
+                        float(np.max(miss)),
+                        0.0,
+                        "band: equiangular ODE from ρ₀ = ±3/√d, ± one save step",
+                        mode="le",
+                        detail=f"worst β={b:g}: t_emp={temp[ok][worst]:.3f}, band [{t_lo[ok][worst]:.3f}, {t_hi[ok][worst]:.3f}], t*={tstar[ok][worst]:.3f}",
+                    )
+                )
+            late = tstar <= 0.5 * T
+            if late.any():
+                PT = np.min(ds["P"].sel(n=n).sel(d=big).values[:, late, -1])
+                out.append(compare(f"collapse by T for d ≥ n (n={n})", "GLPR Thm 6.3", 1.0, float(PT), 0.01, "P(T) ≥ 0.99 where t*(β) ≤ T/2", mode="ge"))
+    return out
+
+
+def solver_of(cfg: Config):
+    return cfg.solver_dict()
+
+
+STUDY = Study(
+    name="phase-diagram",
+    title="SA clustering phase diagram (GLPR Fig. 3)",
+    source="GLPR Fig. 3, Thm 6.9, eq. 6.12",
+    config_cls=Config,
+    presets=PRESETS,
+    make_cell=None,
+    make_chunk=make_chunk,
+    output_dims={"P": ("t",), "P_se": ("t",), "status": (), "num_steps": ()},
+    coords=coords,
+    plot=plot,
+    checks=checks,
+    solver_of=solver_of,
+    module_file=__file__,
+)
+

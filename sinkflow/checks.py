@@ -1,0 +1,85 @@
+"""Theorem checks: predicted (closed form) vs measured, with a tolerance and its reason.
+
+A :class:`Check` is data. Studies return lists of them from saved results;
+:func:`table` prints them, :func:`save` writes ``checks.json`` and
+``checks.csv`` beside the results, and the CLI exits with status 1 if any fails.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from .store import atomic_write_bytes
+
+__all__ = ["Check", "table", "save", "compare"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    name: str
+    source: str
+    predicted: float
+    measured: float
+    tolerance: float
+    reason: str
+    passed: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k in ("predicted", "measured", "tolerance"):
+            v = d[k]
+            d[k] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+        return d
+
+
+def compare(name: str, source: str, predicted: float, measured: float, tolerance: float, reason: str, *, mode: str = "abs", detail: str = "") -> Check:
+    """Build a check. Modes: ``abs`` |m − p| ≤ tol; ``rel`` |m − p| ≤ tol·|p|; ``le`` m ≤ p + tol; ``ge`` m ≥ p − tol."""
+    p, m = float(predicted), float(measured)
+    if not (math.isfinite(m) and math.isfinite(p)):
+        ok = False
+    elif mode == "abs":
+        ok = abs(m - p) <= tolerance
+    elif mode == "rel":
+        ok = abs(m - p) <= tolerance * abs(p)
+    elif mode == "le":
+        ok = m <= p + tolerance
+    elif mode == "ge":
+        ok = m >= p - tolerance
+    else:
+        raise ValueError(f"compare(mode={mode!r}) is not known; use abs, rel, le or ge.")
+    return Check(name, source, p, m, float(tolerance), reason, bool(ok), detail)
+
+
+def table(checks: list[Check]) -> str:
+    rows = [("verdict", "check", "source", "predicted", "measured", "tol", "reason")]
+    for c in checks:
+        rows.append(("PASS" if c.passed else "FAIL", c.name, c.source, f"{c.predicted:.6g}", f"{c.measured:.6g}", f"{c.tolerance:.2g}", c.reason))
+    widths = [min(max(len(r[i]) for r in rows), 60) for i in range(len(rows[0]))]
+    lines = []
+    for k, r in enumerate(rows):
+        lines.append("  ".join(s[:60].ljust(w) for s, w in zip(r, widths)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    n_fail = sum(not c.passed for c in checks)
+    lines.append(f"{len(checks) - n_fail} passed, {n_fail} failed")
+    return "\n".join(lines)
+
+
+def save(checks: list[Check], out: str | Path) -> tuple[Path, Path]:
+    out = Path(out)
+    jpath, cpath = out / "checks.json", out / "checks.csv"
+    atomic_write_bytes(jpath, json.dumps([c.as_dict() for c in checks], indent=2).encode())
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=[f.name for f in dataclasses.fields(Check)])
+    w.writeheader()
+    for c in checks:
+        w.writerow(c.as_dict())
+    atomic_write_bytes(cpath, buf.getvalue().encode())
+    return jpath, cpath

@@ -1,0 +1,266 @@
+"""Command line: ``sinkflow run | plot | check | merge | list``.
+
+    sinkflow list
+    sinkflow run STUDY [--preset paper|small] [--PARAM GRID ...] --out DIR
+                 [--chunk-size K] [--devices N] [--shard i/N] [--no-resume]
+                 [--no-plot] [--no-check] [--progress|--no-progress]
+    sinkflow plot DIR          figures from DIR/results.nc only (never re-simulates)
+    sinkflow check DIR         theorem checks; exit status 1 if any fails
+    sinkflow merge DIR         merge chunk files (after sharded runs)
+
+Options of ``run`` are the study's parameters, named as the mathematical
+symbols (``--beta``, ``--d``, ``--n``, ``--delta``, ``--T``...). Swept parameters
+take grid syntax (``2,8,32``, ``lin:0:9:46``, ``log:1e-2:1:10``); explicit
+options override the preset. The grid is printed before anything runs, and any
+bad value is reported before any compute (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_study_options(p: argparse.ArgumentParser, study) -> None:
+    from .grid import GRID_HELP
+
+    for f in dataclasses.fields(study.config_cls):
+        meta = f.metadata
+        kind = meta.get("kind") or type(f.default)
+        paper = study.presets.get("paper", {}).get(f.name, f.default)
+        small = study.presets.get("small", {}).get(f.name, f.default)
+        shown = ",".join(map(str, paper)) if isinstance(paper, tuple) else paper
+        if isinstance(paper, tuple) and len(paper) > 8:
+            shown = f"{paper[0]},…,{paper[-1]} ({len(paper)} values)"
+        extra = f" [paper: {shown}"
+        if small != paper:
+            s_shown = ",".join(map(str, small)) if isinstance(small, tuple) else small
+            extra += f"; small: {s_shown}"
+        extra += "]"
+        if meta.get("swept"):
+            p.add_argument(_flag(f.name), dest=f.name, metavar="GRID", default=None, help=f"{meta.get('help', '')}; {GRID_HELP}{extra}")
+        else:
+            choices = meta.get("choices")
+            p.add_argument(
+                _flag(f.name),
+                dest=f.name,
+                metavar=kind.__name__.upper() if not choices else None,
+                type=None if kind is str else _typed(kind, f.name),
+                choices=choices,
+                default=None,
+                help=f"{meta.get('help', '')}{extra}",
+            )
+
+
+def _typed(kind, name):
+    def conv(text):
+        try:
+            v = kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{_flag(name)} takes a {kind.__name__}, got {text!r}") from None
+        return v
+
+    conv.__name__ = kind.__name__
+    return conv
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import experiments
+
+    parser = argparse.ArgumentParser(prog="sinkflow", description="Simulate transformers as particle systems on the sphere; sweep, plot and check theorems.")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="{run,plot,check,merge,list}")
+
+    run = sub.add_parser("run", help="run (or resume) a study's sweep into --out", description="Run a study's sweep. Each study has its own options: sinkflow run STUDY --help.")
+    studies = run.add_subparsers(dest="study", required=True, metavar="STUDY")
+    for name in experiments.REGISTRY:
+        study = experiments.get(name)
+        sp = studies.add_parser(name, help=study.title, description=f"{study.title}. Source: {study.source}.")
+        sp.add_argument("--preset", choices=sorted(study.presets), default="small", help="parameter preset (default: small; paper = the published parameters)")
+        sp.add_argument("--out", required=True, help="output directory (created; an interrupted run resumes here)")
+        sp.add_argument("--chunk-size", type=int, default=None, help="cells per compiled call (default: 8 per device)")
+        sp.add_argument("--devices", type=int, default=None, help="use the first N visible devices (default: all)")
+        sp.add_argument("--shard", default="0/1", help="i/N: this process runs every N-th cell from the i-th (merge with `sinkflow merge`)")
+        sp.add_argument("--no-resume", dest="resume", action="store_false", help="refuse to continue a directory that has finished chunks")
+        sp.add_argument("--no-plot", dest="plot", action="store_false", help="do not draw figures after the run")
+        sp.add_argument("--no-check", dest="check", action="store_false", help="do not run theorem checks after the run")
+        sp.add_argument("--progress", dest="progress", action="store_true", default=None, help="force the progress bar")
+        sp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+        _add_study_options(sp, study)
+
+    for verb, text in (("plot", "draw figures from DIR/results.nc"), ("check", "run theorem checks on DIR/results.nc (exit 1 on failure)"), ("merge", "merge finished chunks of DIR into results.nc")):
+        p = sub.add_parser(verb, help=text, description=text)
+        p.add_argument("dir", help="a directory written by `sinkflow run`")
+    sub.add_parser("list", help="list studies, their parameters and presets")
+    return parser
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected i/N with integers, e.g. 0/4.") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"--shard {text!r}: need N ≥ 1 and 0 ≤ i < N.")
+    return i, n
+
+
+def _config_from_args(study, args):
+    from .grid import parse_grid
+
+    overrides = {}
+    for f in dataclasses.fields(study.config_cls):
+        v = getattr(args, f.name, None)
+        if v is None:
+            continue
+        if f.metadata.get("swept"):
+            v = parse_grid(v, f.metadata.get("kind") or float, f.name)
+        overrides[f.name] = v
+    return study.config(args.preset, **overrides)
+
+
+def _describe_grid(study, cfg) -> str:
+    axes = study.axes(cfg)
+    total = 1
+    parts = []
+    for name, vals, static in axes:
+        total *= len(vals)
+        shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in vals)
+        parts.append(f"  {name:>12} = [{shown}]  ({len(vals)}{', static' if static else ''})")
+    return "grid:\n" + "\n".join(parts) + f"\n  → {total} cells, precision {cfg.dtype}"
+
+
+def _cmd_run(args) -> int:
+    import experiments
+
+    study = experiments.get(args.study)
+    cfg = _config_from_args(study, args)
+    shard = _parse_shard(args.shard)
+    print(f"study {study.name}: {study.title}")
+    print(_describe_grid(study, cfg), flush=True)
+    import jax
+
+    if cfg.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    from .sweep import run_sweep
+
+    rep = run_sweep(study, cfg, args.out, chunk_size=args.chunk_size, devices=args.devices, shard=shard, resume=args.resume, progress=args.progress, argv=sys.argv)
+    print(
+        f"{rep.computed} cells computed, {rep.skipped} already finished, {rep.failed} failed, "
+        f"{rep.chunks} chunks, {rep.compiles} compiles, {rep.seconds:.1f} s → {rep.out}"
+    )
+    status = 0
+    if rep.failed:
+        print(f"warning: {rep.failed} cell(s) failed (non-finite state or solver failure); see the 'status' variable.", file=sys.stderr)
+        status = 1
+    if not rep.merged:
+        print(f"this shard is done; the grid is incomplete until all shards finish, then run `sinkflow merge {args.out}`.")
+        return status
+    if args.plot:
+        status = max(status, _cmd_plot(args.out))
+    if args.check:
+        status = max(status, _cmd_check(args.out))
+    return status
+
+
+def _load(dirpath):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # theory curves in float64
+    import experiments
+
+    from .store import load_results
+
+    ds = load_results(dirpath)
+    return experiments.get(ds.attrs["study"]), ds
+
+
+def _cmd_plot(dirpath) -> int:
+    study, ds = _load(dirpath)
+    paths = study.plot(ds, Path(dirpath) / "figures")
+    for p in paths:
+        print(f"figure: {p}")
+    return 0
+
+
+def _cmd_check(dirpath) -> int:
+    from . import checks as ck
+
+    study, ds = _load(dirpath)
+    results = study.checks(ds)
+    print(ck.table(results))
+    for c in results:
+        if c.detail:
+            print(f"  {c.name}: {c.detail}")
+    ck.save(results, dirpath)
+    return 0 if all(c.passed for c in results) else 1
+
+
+def _cmd_merge(dirpath) -> int:
+    import experiments
+
+    from .store import Store
+    from .sweep import config_from_attrs, merge_results
+
+    store = Store(dirpath)
+    man = store.manifest()
+    if man is None:
+        raise ValueError(f"{dirpath} has no manifest.json: it is not a sinkflow run directory.")
+    study = experiments.get(man["study"])
+    cfg = config_from_attrs(study, {"config": json.dumps(man["config"])})
+    if man["precision"] == "float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    merge_results(study, cfg, store, argv=sys.argv)
+    print(f"merged → {store.results_path}")
+    return 0
+
+
+def _cmd_list() -> int:
+    import experiments
+
+    for name in experiments.REGISTRY:
+        study = experiments.get(name)
+        print(f"{name}: {study.title}  [{study.source}]")
+        for f in dataclasses.fields(study.config_cls):
+            paper = study.presets.get("paper", {}).get(f.name, f.default)
+            small = study.presets.get("small", {}).get(f.name, f.default)
+            fmt = lambda v: (f"{v[0]}…{v[-1]} ({len(v)})" if isinstance(v, tuple) and len(v) > 8 else (",".join(map(str, v)) if isinstance(v, tuple) else str(v)))  # noqa: E731
+            tag = "grid" if f.metadata.get("swept") else "    "
+            line = f"    {_flag(f.name):<16} {tag}  paper={fmt(paper)}"
+            if small != paper:
+                line += f"  small={fmt(small)}"
+            print(line)
+        print()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.verb == "run":
+            return _cmd_run(args)
+        if args.verb == "plot":
+            return _cmd_plot(args.dir)
+        if args.verb == "check":
+            return _cmd_check(args.dir)
+        if args.verb == "merge":
+            return _cmd_merge(args.dir)
+        return _cmd_list()
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"sinkflow: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

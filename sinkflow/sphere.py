@@ -1,0 +1,147 @@
+"""Points on the unit sphere S^{d-1} ⊂ R^d.
+
+A configuration of n tokens is an array ``x`` of shape ``(..., n, d)`` whose rows
+are unit vectors; leading axes are batch axes (realizations, cells) and every
+function here maps over them. All functions are pure, jit- and vmap-able, and
+NaN-safe at the origin (``normalize(0)`` returns 0 with a finite gradient rather
+than NaN).
+
+Special starts (each returns ``(n, d)`` unless a batch is requested):
+
+- ``uniform``: i.i.d. uniform points (normalised Gaussians).
+- ``orthonormal_frame``: n ≤ d mutually orthogonal points (Thm 6.8), optionally
+  randomly rotated.
+- ``equiangular``: n points with all pairwise inner products equal to ρ₀,
+  ρ₀ ∈ (−1/(n−1), 1) (needs d ≥ n).
+- ``regular_simplex``: the equiangular start with ρ₀ = −1/(n−1), an (unstable)
+  equilibrium of SA and USA.
+- ``hemisphere``: uniform points conditioned on ⟨x, e₁⟩ > 0 (reflection), and
+  ``cone``: uniform points in the spherical cap of angular radius θ around e₁.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+__all__ = [
+    "normalize",
+    "project_tangent",
+    "uniform",
+    "geodesic_distance",
+    "orthonormal_frame",
+    "equiangular",
+    "regular_simplex",
+    "hemisphere",
+    "cone",
+    "random_orthogonal",
+]
+
+_TINY = 1e-30
+
+
+def normalize(x: Float[Array, "... d"]) -> Float[Array, "... d"]:
+    """Scale each row to unit norm; zero rows stay zero (no NaN, finite gradient)."""
+    sq = jnp.sum(x * x, axis=-1, keepdims=True)
+    ok = sq > _TINY
+    return x * jnp.where(ok, jax.lax.rsqrt(jnp.where(ok, sq, 1.0)), 0.0)
+
+
+def project_tangent(x: Float[Array, "... d"], v: Float[Array, "... d"]) -> Float[Array, "... d"]:
+    """P_x v = v − ⟨x, v⟩ x, the projection of v onto the tangent space at the unit vector x."""
+    return v - jnp.sum(x * v, axis=-1, keepdims=True) * x
+
+
+def uniform(key: PRNGKeyArray, shape: tuple[int, ...], d: int, dtype=jnp.float32) -> Float[Array, "*shape d"]:
+    """I.i.d. uniform points on S^{d-1}, as an array of shape ``(*shape, d)``."""
+    _check_dim(d)
+    return normalize(jax.random.normal(key, (*shape, d), dtype=dtype))
+
+
+def geodesic_distance(x: Float[Array, "... d"], y: Float[Array, "... d"]) -> Float[Array, "..."]:
+    """Great-circle distance arccos⟨x, y⟩, computed as 2·atan2(|x−y|, |x+y|) (accurate near 0 and π)."""
+    a = jnp.linalg.norm(x - y, axis=-1)
+    b = jnp.linalg.norm(x + y, axis=-1)
+    return 2.0 * jnp.arctan2(a, b)
+
+
+def random_orthogonal(key: PRNGKeyArray, d: int, dtype=jnp.float32) -> Float[Array, "d d"]:
+    """A Haar-distributed orthogonal matrix (QR of a Gaussian matrix with sign fix)."""
+    g = jax.random.normal(key, (d, d), dtype=dtype)
+    q, r = jnp.linalg.qr(g)
+    return q * jnp.sign(jnp.diagonal(r))[None, :]
+
+
+def orthonormal_frame(n: int, d: int, key: PRNGKeyArray | None = None, dtype=jnp.float32) -> Float[Array, "n d"]:
+    """n mutually orthogonal unit vectors in R^d (requires n ≤ d).
+
+    Without a key these are the first n standard basis vectors; with a key they
+    are rotated by a Haar-random orthogonal matrix.
+    """
+    _check_dim(d)
+    if n > d:
+        raise ValueError(f"orthonormal_frame needs n ≤ d, got n={n}, d={d}; use d ≥ n.")
+    e = jnp.eye(n, d, dtype=dtype)
+    if key is None:
+        return e
+    return e @ random_orthogonal(key, d, dtype).T
+
+
+def equiangular(n: int, d: int, rho0: float, key: PRNGKeyArray | None = None, dtype=jnp.float32) -> Float[Array, "n d"]:
+    """n unit vectors with ⟨x_i, x_j⟩ = ρ₀ for all i ≠ j (requires d ≥ n).
+
+    Construction: the rows of the symmetric square root of the target Gram matrix
+    G = (1−ρ₀)I + ρ₀11ᵀ, padded with zeros to dimension d; G's eigenvalues
+    1−ρ₀ (multiplicity n−1) and 1+(n−1)ρ₀ must be ≥ 0: ρ₀ ∈ [−1/(n−1), 1).
+    """
+    _check_dim(d)
+    if n > d:
+        raise ValueError(f"equiangular needs n ≤ d, got n={n}, d={d}.")
+    if not (-1.0 / (n - 1) - 1e-12 <= rho0 < 1.0):
+        raise ValueError(f"equiangular needs ρ₀ in [−1/(n−1), 1) = [{-1.0 / (n - 1):.6g}, 1), got {rho0}.")
+    ones = jnp.ones((n, n), dtype=dtype) / n
+    eye = jnp.eye(n, dtype=dtype)
+    # G = (1−ρ₀)(I − J) + (1+(n−1)ρ₀) J with J = 11ᵀ/n an orthogonal projector, so
+    # G^{1/2} = √(1−ρ₀)(I − J) + √(1+(n−1)ρ₀) J.
+    lam_top = max(1.0 + (n - 1) * rho0, 0.0)
+    root = math.sqrt(1.0 - rho0) * (eye - ones) + math.sqrt(lam_top) * ones
+    x = jnp.concatenate([root, jnp.zeros((n, d - n), dtype=dtype)], axis=1)
+    if key is not None:
+        x = x @ random_orthogonal(key, d, dtype).T
+    return x
+
+
+def regular_simplex(n: int, d: int, key: PRNGKeyArray | None = None, dtype=jnp.float32) -> Float[Array, "n d"]:
+    """Vertices of the regular simplex, ⟨x_i, x_j⟩ = −1/(n−1) (requires d ≥ n)."""
+    return normalize(equiangular(n, d, -1.0 / (n - 1), key, dtype))
+
+
+def hemisphere(key: PRNGKeyArray, shape: tuple[int, ...], d: int, dtype=jnp.float32) -> Float[Array, "*shape d"]:
+    """Uniform points on the open hemisphere {⟨x, e₁⟩ > 0} (by reflecting uniform points)."""
+    x = uniform(key, shape, d, dtype)
+    s = jnp.where(x[..., :1] < 0, -1.0, 1.0).astype(dtype)
+    return x * jnp.concatenate([s, jnp.ones_like(x[..., 1:])], axis=-1)
+
+
+def cone(key: PRNGKeyArray, shape: tuple[int, ...], d: int, half_angle: float, dtype=jnp.float32) -> Float[Array, "*shape d"]:
+    """Points in the spherical cap of angular radius ``half_angle`` around e₁.
+
+    The polar angle is drawn uniformly in [0, half_angle] and the direction in the
+    orthogonal complement uniformly; this is not the uniform law on the cap, but
+    every point lies in it, so pairwise angles are < 2·half_angle.
+    """
+    _check_dim(d)
+    k1, k2 = jax.random.split(key)
+    theta = jax.random.uniform(k1, (*shape, 1), dtype=dtype, maxval=half_angle)
+    w = uniform(k2, shape, d - 1, dtype) if d > 2 else jnp.where(
+        jax.random.bernoulli(k2, 0.5, (*shape, 1)), 1.0, -1.0
+    ).astype(dtype)
+    return jnp.concatenate([jnp.cos(theta), jnp.sin(theta) * w], axis=-1)
+
+
+def _check_dim(d: int) -> None:
+    if not isinstance(d, int) or d < 2:
+        raise ValueError(f"the sphere S^{{d-1}} needs an integer dimension d ≥ 2, got d={d!r}.")

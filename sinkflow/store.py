@@ -1,0 +1,240 @@
+"""The results store of a sweep: one directory, resumable, never half-written.
+
+Layout of ``OUT/``::
+
+    manifest.json        study, base hash, config, precision (written once, atomically)
+    chunks/chunk-*.nc    one netCDF file per finished chunk of cells (atomic rename)
+    results.nc           the merged xarray Dataset (dims = swept parameters + output dims)
+    checks.json/.csv     theorem checks (written by ``sinkflow check``)
+    figures/*.png        figures (written by ``sinkflow plot``)
+
+Identity. The *base hash* covers the study, every non-swept config value, the
+precision and the code that computes cells (sinkflow's numerical modules and
+the study module). A cell is named by its swept values (:func:`cell_label`), so
+a grid can be extended later and finished cells are reused, and its PRNG key
+is derived from that label, so its result does not depend on chunking,
+sharding or the rest of the grid. Resuming into a directory with another base
+hash is refused with a message (nothing is overwritten).
+
+Writes go to a temporary file in the same directory followed by ``os.replace``,
+so a killed process leaves either a whole chunk or nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "Store",
+    "cell_label",
+    "label_key_words",
+    "code_hash",
+    "provenance",
+    "atomic_write_bytes",
+    "load_results",
+]
+
+_NUMERIC_MODULES = ("sphere.py", "attention.py", "fields.py", "solve.py", "observables.py", "theory.py", "grid.py", "sweep.py", "study.py")
+
+
+def cell_label(values: dict[str, Any]) -> str:
+    """Canonical name of a cell from its swept values, e.g. ``beta=2.0|d=8``."""
+    return "|".join(f"{k}={values[k]!r}" for k in sorted(values))
+
+
+def label_key_words(label: str) -> tuple[int, int]:
+    """Two 31-bit words from sha256(label), folded into the base key to make the cell key."""
+    h = hashlib.sha256(label.encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF, int.from_bytes(h[4:8], "little") & 0x7FFFFFFF
+
+
+def code_hash(study_file: str = "") -> str:
+    """sha256 over the source of the numerical modules and the study module."""
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _NUMERIC_MODULES:
+        h.update((here / name).read_bytes())
+    if study_file:
+        h.update(Path(study_file).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _atomic_to_netcdf(ds: xr.Dataset, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".nc")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _git_info() -> tuple[str, bool]:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return "unknown", False
+        return commit.stdout.strip(), bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+
+
+def provenance(argv: list[str] | None = None) -> dict[str, str]:
+    """Attributes recorded on every merged result (all strings, netCDF-safe)."""
+    import importlib.metadata as md
+
+    import jax
+
+    versions = {}
+    for pkg in ("sinkflow", "jax", "jaxlib", "diffrax", "equinox", "ott-jax", "numpy", "xarray", "h5netcdf"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    commit, dirty = _git_info()
+    return {
+        "argv": json.dumps(argv if argv is not None else sys.argv),
+        "git_commit": commit,
+        "git_dirty": str(dirty),
+        "versions": json.dumps(versions),
+        "devices": json.dumps([str(d) for d in jax.devices()]),
+        "python": sys.version.split()[0],
+    }
+
+
+class Store:
+    """A sweep's directory (see module docstring)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.chunks = self.root / "chunks"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def results_path(self) -> Path:
+        return self.root / "results.nc"
+
+    def manifest(self) -> dict | None:
+        if not self.manifest_path.exists():
+            return None
+        return json.loads(self.manifest_path.read_text())
+
+    def open(self, manifest: dict, resume: bool = True) -> None:
+        """Create the store or check that it belongs to the same base hash."""
+        old = self.manifest()
+        if old is not None:
+            if old.get("base_hash") != manifest["base_hash"]:
+                raise ValueError(
+                    f"{self.root} holds results of a different run (study {old.get('study')!r}, base hash "
+                    f"{old.get('base_hash')}; this run is {manifest['base_hash']}: a non-swept parameter, the "
+                    f"precision or the code differs). Use another --out directory, or delete {self.root} to start over."
+                )
+            if not resume and any(self.chunks.glob("chunk-*.nc")):
+                raise ValueError(
+                    f"{self.root} already has finished chunks and --no-resume was given; use another --out directory "
+                    "or drop --no-resume to continue where it stopped."
+                )
+            # Keep the manifest current (grids may have been extended).
+            atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2).encode())
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2).encode())
+
+    def chunk_files(self) -> list[Path]:
+        return sorted(self.chunks.glob("chunk-*.nc"))
+
+    def finished_labels(self) -> set[str]:
+        done: set[str] = set()
+        for p in self.chunk_files():
+            with xr.open_dataset(p, engine="h5netcdf") as ds:
+                done.update(str(s) for s in ds["label"].values)
+        return done
+
+    def write_chunk(self, labels: list[str], axis_values: dict[str, list], outputs: dict[str, np.ndarray], output_dims: dict[str, tuple]) -> Path:
+        data_vars = {"label": (("cell",), np.asarray(labels, dtype=object))}
+        for name, vals in axis_values.items():
+            data_vars[f"axis_{name}"] = (("cell",), np.asarray(vals))
+        for name, arr in outputs.items():
+            data_vars[name] = (("cell", *output_dims[name]), np.asarray(arr))
+        ds = xr.Dataset(data_vars)
+        name = hashlib.sha256("\n".join(labels).encode()).hexdigest()[:20]
+        path = self.chunks / f"chunk-{name}.nc"
+        _atomic_to_netcdf(ds, path)
+        return path
+
+    def merge(self, axes: list[tuple[str, tuple, bool]], output_dims: dict[str, tuple], coords: dict[str, Any], attrs: dict[str, str]) -> xr.Dataset:
+        """Assemble the current grid from chunk files into ``results.nc`` (missing cells raise)."""
+        names = [a[0] for a in axes]
+        shape = tuple(len(a[1]) for a in axes)
+        index = {}
+        for flat, combo in enumerate(np.ndindex(*shape)):
+            values = {names[k]: axes[k][1][combo[k]] for k in range(len(axes))}
+            index[cell_label(values)] = combo
+        arrays: dict[str, np.ndarray] = {}
+        filled = np.zeros(shape, dtype=bool)
+        for p in self.chunk_files():
+            with xr.open_dataset(p, engine="h5netcdf") as ds:
+                labels = [str(s) for s in ds["label"].values]
+                for var in output_dims:
+                    if var not in arrays:
+                        tail = ds[var].shape[1:]
+                        dt = ds[var].dtype
+                        fill = -1 if np.issubdtype(dt, np.integer) else np.nan
+                        arrays[var] = np.full(shape + tail, fill, dtype=dt if np.issubdtype(dt, np.integer) else np.float64)
+                    vals = ds[var].values
+                    for row, lab in enumerate(labels):
+                        if lab in index:
+                            arrays[var][index[lab]] = vals[row]
+                for lab in labels:
+                    if lab in index:
+                        filled[index[lab]] = True
+        if not filled.all():
+            raise RuntimeError(f"{int((~filled).sum())} of {filled.size} cells of the grid are not finished; run the sweep (it resumes).")
+        data_vars = {var: (tuple(names) + tuple(output_dims[var]), arr) for var, arr in arrays.items()}
+        coord_vars = {a[0]: list(a[1]) for a in axes}
+        coord_vars.update({k: np.asarray(v) for k, v in coords.items()})
+        ds = xr.Dataset(data_vars, coords=coord_vars, attrs=attrs)
+        _atomic_to_netcdf(ds, self.results_path)
+        return ds
+
+
+def load_results(root: str | os.PathLike) -> xr.Dataset:
+    """Open a merged result (``OUT/results.nc``) fully into memory."""
+    path = Path(root) / "results.nc"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `sinkflow run STUDY --out {root}` first (it resumes if interrupted).")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()

@@ -1,0 +1,249 @@
+"""The sweep engine: grid → chunks of cells → ``jit(vmap(cell))`` sharded over devices → store.
+
+Contract. :func:`run_sweep` takes a :class:`~sinkflow.study.Study`, a validated
+config and an output directory. It
+
+1. lists the grid's cells (cartesian product of the swept parameters), keeps
+   this process's share (``shard=(i, N)``: every N-th cell from the i-th) and
+   drops the cells already in the store (resume);
+2. groups the rest by their *static* values (d, n, model…: one compile each);
+3. runs each group in chunks of ``chunk_size`` cells as one jitted, vmapped call
+   whose cell axis is sharded over a 1-D device mesh (chunks are padded to a
+   fixed size, so every chunk of a group reuses one compiled program);
+4. writes each finished chunk to the store atomically, between chunks updates
+   a progress line (only on a terminal) and counts failed cells (status ≠ 0);
+5. when the whole grid is present, merges it into ``results.nc`` with
+   provenance attributes.
+
+Keys: ``key(seed)`` folded with two words of sha256(cell label), so a cell's
+draws depend on its parameters and the seed only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from .progress import Progress
+from .store import Store, cell_label, code_hash, label_key_words, provenance
+from .study import Study, StudyConfig
+
+__all__ = ["Cell", "grid_cells", "run_sweep", "SweepReport", "base_hash", "cell_keys", "default_chunk_size", "merge_results"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    values: dict[str, Any]
+    label: str
+    index: int
+
+
+def grid_cells(study: Study, cfg: StudyConfig) -> list[Cell]:
+    axes = study.axes(cfg)
+    names = [a[0] for a in axes]
+    cells = []
+    for k, combo in enumerate(np.ndindex(*[len(a[1]) for a in axes])):
+        values = {names[j]: axes[j][1][combo[j]] for j in range(len(axes))}
+        cells.append(Cell(values, cell_label(values), k))
+    return cells
+
+
+def base_hash(study: Study, cfg: StudyConfig) -> str:
+    swept = {a[0] for a in study.axes(cfg)}
+    fixed = {k: v for k, v in cfg.to_dict().items() if k not in swept}
+    blob = json.dumps({"study": study.name, "config": fixed, "code": code_hash(study.module_file)}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cell_keys(seed: int, labels: list[str]) -> jax.Array:
+    """Per-cell keys: fold the two label words into ``key(seed)`` (independent of chunking)."""
+    words = np.asarray([label_key_words(lab) for lab in labels], dtype=np.uint32)
+    base = jax.random.key(seed)
+    return jax.vmap(lambda w: jax.random.fold_in(jax.random.fold_in(base, w[0]), w[1]))(jnp.asarray(words))
+
+
+def default_chunk_size(n_devices: int) -> int:
+    """8 cells per device: big enough batches for the CPU/GPU, small enough to resume often."""
+    return 8 * max(1, n_devices)
+
+
+@dataclass
+class SweepReport:
+    total: int
+    mine: int
+    skipped: int
+    computed: int
+    failed: int
+    chunks: int
+    compiles: int
+    seconds: float
+    merged: bool
+    out: Path
+
+
+def _dtype(cfg: StudyConfig):
+    if cfg.dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError("--dtype float64 needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) first (the CLI does).")
+    return jnp.float64 if cfg.dtype == "float64" else jnp.float32
+
+
+def _build_chunk_fn(study: Study, cfg: StudyConfig, static: dict, traced_names: list[str], mesh: Mesh | None):
+    if study.make_chunk is not None:
+        fn = study.make_chunk(cfg, static)
+    else:
+        fn = jax.vmap(study.make_cell(cfg, static))
+    if mesh is None:
+        return jax.jit(fn)
+    sh = NamedSharding(mesh, PartitionSpec("cells"))
+    return jax.jit(fn, in_shardings=(sh, sh), out_shardings=sh)
+
+
+def run_sweep(
+    study: Study,
+    cfg: StudyConfig,
+    out: str | Path,
+    *,
+    chunk_size: int | None = None,
+    devices: int | None = None,
+    shard: tuple[int, int] = (0, 1),
+    resume: bool = True,
+    progress: bool | None = None,
+    argv: list[str] | None = None,
+) -> SweepReport:
+    """Run (or resume) a sweep into ``out``; see the module docstring."""
+    t_start = time.perf_counter()
+    dtype = _dtype(cfg)
+    all_devices = jax.devices()
+    if devices is not None:
+        if not (1 <= devices <= len(all_devices)):
+            raise ValueError(f"--devices {devices}: this process sees {len(all_devices)} device(s); use 1..{len(all_devices)}.")
+        all_devices = all_devices[:devices]
+    nd = len(all_devices)
+    i_shard, n_shard = shard
+    if not (n_shard >= 1 and 0 <= i_shard < n_shard):
+        raise ValueError(f"--shard {i_shard}/{n_shard}: need 0 ≤ i < N.")
+    if chunk_size is None:
+        chunk_size = default_chunk_size(nd)
+    if chunk_size < 1:
+        raise ValueError(f"--chunk-size must be ≥ 1, got {chunk_size}.")
+    chunk_size = int(math.ceil(chunk_size / nd) * nd)
+    mesh = Mesh(np.asarray(all_devices), ("cells",)) if nd > 1 else None
+
+    store = Store(out)
+    axes = study.axes(cfg)
+    manifest = {
+        "study": study.name,
+        "base_hash": base_hash(study, cfg),
+        "config": cfg.to_dict(),
+        "axes": {a[0]: list(a[1]) for a in axes},
+        "precision": cfg.dtype,
+        "solver": study.solver_of(cfg),
+    }
+    store.open(json.loads(json.dumps(manifest, default=str)), resume=resume)
+
+    cells = grid_cells(study, cfg)
+    mine = [c for c in cells if c.index % n_shard == i_shard]
+    done = store.finished_labels() if resume else set()
+    todo = [c for c in mine if c.label not in done]
+    static_names = [a[0] for a in axes if a[2]]
+    traced_names = [a[0] for a in axes if not a[2]]
+    groups: dict[tuple, list[Cell]] = defaultdict(list)
+    for c in todo:
+        groups[tuple(c.values[s] for s in static_names)].append(c)
+
+    bar = Progress(total=len(mine), done=len(mine) - len(todo), enabled=progress)
+    failed = computed = n_chunks = compiles = 0
+    for static_key, group in groups.items():
+        static = dict(zip(static_names, static_key))
+        fn = _build_chunk_fn(study, cfg, static, traced_names, mesh)
+        compiles += 1
+        for start in range(0, len(group), chunk_size):
+            part = group[start : start + chunk_size]
+            padded = part + [part[-1]] * (chunk_size - len(part))
+            values = {k: jnp.asarray(np.asarray([c.values[k] for c in padded]), dtype=_axis_dtype(padded[0].values[k], dtype)) for k in traced_names}
+            keys = cell_keys(cfg.seed, [c.label for c in padded])
+            res = fn(values, keys)
+            res = jax.tree.map(lambda a: np.asarray(a)[: len(part)], res)
+            if "status" not in res:
+                raise RuntimeError(f"study {study.name!r}: its cell function must return a 'status' output.")
+            store.write_chunk(
+                [c.label for c in part],
+                {k: [c.values[k] for c in part] for k in static_names + traced_names},
+                res,
+                study.output_dims,
+            )
+            nfail = int(np.count_nonzero(res["status"] != 0))
+            failed += nfail
+            computed += len(part)
+            n_chunks += 1
+            bar.update(len(part), nfail)
+    bar.close()
+
+    merged = False
+    finished = store.finished_labels()
+    if all(c.label in finished for c in cells):
+        merge_results(study, cfg, store, argv=argv)
+        merged = True
+    return SweepReport(
+        total=len(cells),
+        mine=len(mine),
+        skipped=len(mine) - len(todo),
+        computed=computed,
+        failed=failed,
+        chunks=n_chunks,
+        compiles=compiles,
+        seconds=time.perf_counter() - t_start,
+        merged=merged,
+        out=Path(out),
+    )
+
+
+def merge_results(study: Study, cfg: StudyConfig, store: Store, argv: list[str] | None = None):
+    axes = study.axes(cfg)
+    attrs = provenance(argv)
+    attrs.update(
+        {
+            "study": study.name,
+            "title": study.title,
+            "source": study.source,
+            "config": json.dumps(cfg.to_dict(), default=str),
+            "precision": cfg.dtype,
+            "solver": json.dumps(study.solver_of(cfg), default=str),
+            "base_hash": base_hash(study, cfg),
+        }
+    )
+    return store.merge(axes, dict(study.output_dims), study.coords(cfg), attrs)
+
+
+def _axis_dtype(example, float_dtype):
+    if isinstance(example, bool):
+        return jnp.bool_
+    if isinstance(example, int):
+        return jnp.int32
+    return float_dtype
+
+
+def config_from_attrs(study: Study, attrs: dict) -> StudyConfig:
+    """Rebuild the config of a merged result (used by plot/check)."""
+    raw = json.loads(attrs["config"])
+    kinds = {f.name: f for f in dataclasses.fields(study.config_cls)}
+    vals = {}
+    for k, v in raw.items():
+        if k in kinds and isinstance(v, list):
+            v = tuple(v)
+        vals[k] = v
+    return study.config_cls(**vals)
+
+

@@ -1,0 +1,147 @@
+"""Closed forms and reference solutions from MATH.md §1 (GLPR, MF).
+
+Every function is pure and written with ``jax.numpy`` so it can be jitted,
+vmapped over β or n and compared with simulations inside tests and checks.
+For accuracy use float64 (``jax.config.update("jax_enable_x64", True)``).
+
+- :func:`equiangular_rhs`, :func:`equiangular_gamma`: the SA/USA ODEs (GLPR 6.9,
+  6.10) for the common inner product γ(t) from an equiangular start ρ₀.
+- :func:`gamma_beta0`: their β = 0 closed form (from ρ₀ = 0).
+- :func:`transition_time`: t*(β) with γ(t*) = 1 − δ (the curve Γ_{∞,δ}, eq. 6.12),
+  computed as t* = ∫ dγ/γ' after the substitution u = −log(1 − γ), which removes
+  the endpoint stiffness, with 256-point Gauss–Legendre quadrature (machine
+  precision against the table in MATH.md).
+- :func:`bound_d8` (GLPR (D.8), SA) and :func:`bound_remark_d1` (USA).
+- :func:`wendel`: P(n uniform points on S^{d−1} lie in an open hemisphere).
+- :func:`local_rate`: ε' ≈ −rate·ε near consensus (2 for SA, 2e^β for USA).
+- :func:`cone_collapse_rate`: a rate λ with 1 − min_{i≠j}⟨x_i,x_j⟩(t) ≤ (1 − α₀)e^{−λt}
+  when all pairwise inner products start ≥ α₀ > 0 (the cone-collapse regime of
+  GLPR Lemma 6.4). Derived here: at the minimising pair (i, j),
+  d/dt⟨x_i,x_j⟩ ≥ (w_ij + w_ji)(1 − α²) and w_ij ≥ e^{β(α−1)}/n (SA) or e^{βα}/n
+  (USA), giving λ = (2/n)(1 + α₀)e^{−β(1−α₀)} (SA), (2/n)(1 + α₀)e^{βα₀} (USA).
+"""
+
+from __future__ import annotations
+
+import math
+
+import diffrax
+
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "MODELS",
+    "equiangular_rhs",
+    "equiangular_gamma",
+    "gamma_beta0",
+    "transition_time",
+    "bound_d8",
+    "bound_remark_d1",
+    "wendel",
+    "local_rate",
+    "cone_collapse_rate",
+]
+
+MODELS = ("sa", "usa")
+
+
+def _check_model(model: str) -> None:
+    if model not in MODELS:
+        raise ValueError(f"model {model!r} is not known; use one of {MODELS}.")
+
+
+def equiangular_rhs(gamma, beta, n, model: str = "sa"):
+    """γ' for the equiangular reduction: SA (6.9) or USA (6.10)."""
+    _check_model(model)
+    core = (1.0 - gamma) * ((n - 1.0) * gamma + 1.0)
+    if model == "sa":
+        return 2.0 * core / (jnp.exp(beta * (1.0 - gamma)) + n - 1.0)
+    return (2.0 / n) * jnp.exp(beta * gamma) * core
+
+
+def equiangular_gamma(ts, beta, n, model: str = "sa", rho0=0.0, rtol: float = 1e-12, atol: float = 1e-14):
+    """γ(ts) solving the equiangular ODE from γ(0) = ρ₀ (Tsit5, tight tolerances)."""
+    ts = jnp.asarray(ts)
+    dtype = ts.dtype if jnp.issubdtype(ts.dtype, jnp.floating) else jnp.result_type(float)
+    y0 = jnp.asarray(rho0, dtype)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda t, g, a: equiangular_rhs(g, a[0], a[1], model)),
+        diffrax.Tsit5(),
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=1e-3,
+        y0=y0,
+        args=(jnp.asarray(beta, dtype), jnp.asarray(n, dtype)),
+        saveat=diffrax.SaveAt(ts=ts.astype(dtype)),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=2**20,
+    )
+    return sol.ys
+
+
+def gamma_beta0(t, n):
+    """β = 0 closed form from an orthogonal start: γ(t) = (e^{2t} − 1)/(e^{2t} + n − 1)."""
+    e = jnp.exp(2.0 * jnp.asarray(t))
+    return (e - 1.0) / (e + n - 1.0)
+
+
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(256)
+
+
+def transition_time(beta, n, delta, model: str = "sa", rho0=0.0):
+    """t* with γ(t*) = 1 − δ for the equiangular ODE started at ρ₀ (see module docstring)."""
+    _check_model(model)
+    beta = jnp.asarray(beta)
+    dtype = jnp.result_type(beta.dtype, float) if jnp.issubdtype(beta.dtype, jnp.floating) else jnp.result_type(float)
+    u0 = -jnp.log1p(-jnp.asarray(rho0, dtype))
+    u1 = -jnp.log(jnp.asarray(delta, dtype))
+    x = jnp.asarray(_GL_X, dtype)
+    w = jnp.asarray(_GL_W, dtype)
+    u = 0.5 * (u1 - u0) * x + 0.5 * (u1 + u0)
+    eps = jnp.exp(-u)  # 1 − γ
+    b = beta[..., None]
+    core = 2.0 * ((n - 1.0) * (1.0 - eps) + 1.0)
+    if model == "sa":
+        integrand = (jnp.exp(b * eps) + n - 1.0) / core
+    else:
+        integrand = n / (jnp.exp(b * (1.0 - eps)) * core)
+    return 0.5 * (u1 - u0) * jnp.sum(w * integrand, axis=-1)
+
+
+def bound_d8(t, beta, n):
+    """GLPR (D.8), SA from an orthogonal start: 1 − γ(t) ≤ ½ exp(n²e^β/(2(n+e^{β/2})) − n t/(n+e^{β/2}))."""
+    a = n + jnp.exp(beta / 2.0)
+    return 0.5 * jnp.exp(n * n * jnp.exp(beta) / (2.0 * a) - n * jnp.asarray(t) / a)
+
+
+def bound_remark_d1(t, beta, n):
+    """GLPR Remark D.1, USA: 1 − γ(t) ≤ ½ exp(−e^{β/2}(t − n/2))."""
+    return 0.5 * jnp.exp(-jnp.exp(beta / 2.0) * (jnp.asarray(t) - n / 2.0))
+
+
+def wendel(n: int, d: int) -> float:
+    """Wendel (GLPR Thm 6.7): P(n i.i.d. uniform points of S^{d−1} lie in an open hemisphere)."""
+    if n < 1 or d < 1:
+        raise ValueError(f"wendel needs n ≥ 1 and d ≥ 1, got n={n}, d={d}.")
+    total = sum(math.comb(n - 1, k) for k in range(min(d, n)))
+    return total / 2 ** (n - 1)
+
+
+def local_rate(beta, model: str = "sa"):
+    """Linear rate of 1 − γ near consensus (MF §6.1): 2 for SA, 2e^β for USA."""
+    _check_model(model)
+    return 2.0 * jnp.ones_like(jnp.asarray(beta, float)) if model == "sa" else 2.0 * jnp.exp(beta)
+
+
+def cone_collapse_rate(alpha0, beta, n, model: str = "sa"):
+    """Guaranteed exponential rate of 1 − min⟨x_i,x_j⟩ from a start with min⟨x_i,x_j⟩ ≥ α₀ > 0."""
+    _check_model(model)
+    alpha0 = jnp.asarray(alpha0)
+    if model == "sa":
+        return (2.0 / n) * (1.0 + alpha0) * jnp.exp(-beta * (1.0 - alpha0))
+    return (2.0 / n) * (1.0 + alpha0) * jnp.exp(beta * alpha0)
+
+
+
+
