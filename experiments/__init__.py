@@ -10,6 +10,8 @@ import importlib
 
 REGISTRY = {
     "phase-diagram": "experiments.phase_diagram",
+    "orthogonal-start": "experiments.orthogonal_start",
+    "histograms": "experiments.histograms",
 }
 
 
