@@ -12,6 +12,7 @@ REGISTRY = {
     "phase-diagram": "experiments.phase_diagram",
     "orthogonal-start": "experiments.orthogonal_start",
     "histograms": "experiments.histograms",
+    "energy": "experiments.energy",
 }
 
 
