@@ -34,6 +34,7 @@ from sinkflow.attention import Attention
 from sinkflow.batching import default_piece, map_batches
 from sinkflow.checks import compare
 from sinkflow.fields import attention_field
+from sinkflow.grid import parse_grid
 from sinkflow.observables import close_pair_fraction
 from sinkflow.solve import solve, with_finiteness
 from sinkflow.sphere import normalize, uniform
@@ -45,7 +46,7 @@ from sinkflow.studykit import SolverFields, float_dtype, new_figure, save_figure
 class Config(SolverFields):
     d: tuple = param((2, 8, 32, 128, 512, 1024), "ambient dimension (sphere S^{d-1})", swept=True, static=True, kind=int)
     n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int)
-    beta: tuple = param(tuple(float(b) for b in np.round(np.linspace(0, 9, 46), 12)), "inverse temperature β ≥ 0", swept=True, kind=float)
+    beta: tuple = param(parse_grid("lin:0:9:46"), "inverse temperature β ≥ 0", swept=True, kind=float)
     delta: float = param(1e-3, "closeness threshold: pairs with ⟨x_i,x_j⟩ ≥ 1 − δ", kind=float)
     T: float = param(30.0, "final time", kind=float)
     n_times: int = param(301, "number of save times in [0, T]", kind=int)

@@ -205,7 +205,7 @@ def solver_code(result: diffrax.RESULTS) -> jax.Array:
 
 
 def with_finiteness(code: jax.Array, *values: Any, axis: int | None = None) -> jax.Array:
-    """Status code: ``code`` where every value is finite, else 3 (per index of ``axis`` if given).
+    """Status code: ``code`` if nonzero, else 3 where a value is non-finite, else 0 (per index of ``axis`` if given).
 
     With ``axis`` set, each leaf is reduced over all its axes but ``axis``, giving one
     status per entry along it (e.g. per cell when several cells share one solve).
@@ -219,7 +219,8 @@ def with_finiteness(code: jax.Array, *values: Any, axis: int | None = None) -> j
             fin = jnp.moveaxis(fin, axis, 0)
             checks.append(jnp.all(fin.reshape(fin.shape[0], -1), axis=1))
     finite = jnp.all(jnp.stack(checks), axis=0)
-    return jnp.where(finite, code, 3).astype(jnp.int32)
+    # A solver failure explains unfilled (inf) saves, so its code wins over "non-finite".
+    return jnp.where(code != 0, code, jnp.where(finite, 0, 3)).astype(jnp.int32)
 
 
 def solve(

@@ -1,0 +1,68 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sinkflow import sphere
+from sinkflow.fields import attention_field, sa
+from sinkflow.solve import SolverConfig, solve
+
+X0 = sphere.uniform(jax.random.key(11), (5,), 3, jnp.float64)
+PARAMS = sa(1.5)
+T = 2.0
+
+
+def _final(config):
+    sol = solve(attention_field, X0, np.array([0.0, T]), PARAMS, config=config, project=sphere.normalize)
+    assert int(sol.status) == 0
+    return np.asarray(sol.ys[-1])
+
+
+REF = None
+
+
+def _ref():
+    global REF
+    if REF is None:
+        REF = _final(SolverConfig("dopri5", dt=1e-3, rtol=1e-13, atol=1e-13))
+    return REF
+
+
+@pytest.mark.parametrize("method,order,backend", [("euler", 1, "scan"), ("heun", 2, "scan"), ("rk4", 4, "scan"), ("rk4", 4, "diffrax"), ("heun", 2, "diffrax")])
+def test_convergence_order_slope(method, order, backend):
+    dts = np.array([0.2, 0.1, 0.05, 0.025]) if order > 1 else np.array([0.02, 0.01, 0.005, 0.0025])
+    errs = [np.max(np.abs(_final(SolverConfig(method, dt=float(h), backend=backend)) - _ref())) for h in dts]
+    slope = np.polyfit(np.log(dts), np.log(errs), 1)[0]
+    assert abs(slope - order) < 0.3, (slope, errs)
+
+
+def test_scan_and_diffrax_backends_agree():
+    ts = np.linspace(0, 3, 7)  # save interval 0.5 = 5 steps of 0.1
+    obs = lambda t, x, a: x  # noqa: E731
+    a = solve(attention_field, X0, ts, PARAMS, config=SolverConfig("rk4", 0.1, backend="scan"), observable=obs, project=sphere.normalize)
+    b = solve(attention_field, X0, ts, PARAMS, config=SolverConfig("rk4", 0.1, backend="diffrax"), observable=obs, project=sphere.normalize)
+    np.testing.assert_allclose(a.ys, b.ys, atol=1e-13)
+    assert int(a.num_steps) == int(b.num_steps) == 30
+
+
+def test_projection_keeps_norms():
+    sol = solve(attention_field, X0, np.linspace(0, 5, 6), PARAMS, config=SolverConfig("euler", 0.05), project=sphere.normalize)
+    np.testing.assert_allclose(jnp.linalg.norm(sol.ys, axis=-1), 1.0, atol=1e-14)
+
+
+def test_failures_are_status_not_nan():
+    nan_field = lambda t, y, a: y * jnp.nan  # noqa: E731
+    for cfg in (SolverConfig("rk4", 0.1), SolverConfig("rk4", 0.1, backend="diffrax")):
+        sol = solve(nan_field, X0, np.linspace(0, 1, 3), None, config=cfg)
+        assert int(sol.status) == 3
+    sol = solve(attention_field, X0, np.linspace(0, 10, 3), PARAMS, config=SolverConfig("tsit5", 1e-3, rtol=1e-12, atol=1e-12, max_steps=4))
+    assert int(sol.status) == 1
+    # jit + vmap: one status per batch element
+    f = jax.jit(jax.vmap(lambda s: solve(lambda t, y, a: -a * y, jnp.ones(2), np.linspace(0, 1, 3), s, config=SolverConfig("rk4", 0.1)).status))
+    np.testing.assert_array_equal(f(jnp.asarray([1.0, jnp.nan, 2.0])), [0, 3, 0])
+
+
+@pytest.mark.parametrize("kwargs,match", [({"method": "rk5"}, "not known"), ({"dt": 0.0}, "dt"), ({"rtol": float("nan")}, "rtol"), ({"method": "tsit5", "backend": "scan"}, "fixed-step"), ({"max_steps": 0}, "max_steps")])
+def test_solver_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SolverConfig(**kwargs)
