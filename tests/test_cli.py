@@ -1,0 +1,82 @@
+"""CLI: every bad input is a clear error before compute; run → plot → check smoke runs."""
+
+import json
+
+import pytest
+
+from sinkflow.cli import main
+
+TINY = {
+    "phase-diagram": ["--d", "3,4", "--n", "4", "--beta", "0,1", "--realizations", "4", "--T", "12", "--n-times", "25"],
+    "orthogonal-start": ["--n", "3", "--d", "4", "--beta", "0,1", "--T", "2", "--n-times", "11"],
+    "histograms": ["--d", "2,4", "--n", "4", "--beta", "1", "--realizations", "16", "--T", "20", "--n-times", "3", "--bins", "10"],
+    "energy": ["--model", "sa,usa-repulsive", "--beta", "1", "--n", "5", "--T", "2", "--n-times", "11"],
+}
+
+
+@pytest.mark.parametrize("study", sorted(TINY))
+def test_run_plot_check_smoke(study, tmp_path, capsys):
+    out = tmp_path / study
+    assert main(["run", study, "--out", str(out), *TINY[study]]) == 0, capsys.readouterr()
+    text = capsys.readouterr().out
+    assert "grid:" in text and "passed" in text
+    figs = list((out / "figures").glob("*.png"))
+    assert figs and all(f.stat().st_size > 5000 for f in figs)
+    checks = json.loads((out / "checks.json").read_text())
+    assert checks and all(c["passed"] for c in checks)
+    assert (out / "checks.csv").exists()
+    # plot and check again from saved data only
+    assert main(["plot", str(out)]) == 0
+    assert main(["check", str(out)]) == 0
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--beta", "-1"], "--beta"),
+        (["--d", "1"], "--d"),
+        (["--n", "1"], "--n"),
+        (["--delta", "0"], "--delta"),
+        (["--delta", "1.5"], "--delta"),
+        (["--T", "0"], "--T"),
+        (["--T", "nan"], "--T"),
+        (["--beta", "lin:0:1:0"], "NUM"),
+        (["--beta", ""], "empty"),
+        (["--d", "2.5"], "integers"),
+        (["--realizations", "0"], "--realizations"),
+        (["--method", "tsit5", "--rtol", "-1"], "rtol"),
+        (["--shard", "3/2"], "shard"),
+    ],
+)
+def test_bad_input_is_a_clear_error_before_compute(args, match, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["run", "phase-diagram", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert "sinkflow: error:" in err and match in err
+    assert not out.exists()
+
+
+def test_unknown_parameter_and_study_rejected(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "phase-diagram", "--out", "x", "--gamma", "1"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["run", "no-such-study", "--out", "x"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_list_and_help(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for name in TINY:
+        assert name in text
+    assert "--beta" in text and "paper=" in text
+    with pytest.raises(SystemExit) as e:
+        main(["run", "phase-diagram", "--help"])
+    assert e.value.code == 0
+    assert "lin:START:STOP:NUM" in capsys.readouterr().out
+
+
+def test_plot_without_results_is_an_error(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
