@@ -1,0 +1,170 @@
+"""Benchmark: the phase-diagram workload, sinkflow vs baselines measured in the same run.
+
+Workload (issue #2): n = 32 tokens, d = 16, 8 values of β × R realizations
+(R = 1024 by default), SA dynamics, RK4 with dt = 0.1 to T = 30 (300 steps),
+31 saves of the δ-close pair fraction; and the same with adaptive Tsit5 at
+rtol 1e-5.
+
+Baselines, timed here on the same machine:
+- numpy loop: a Python loop over realizations, each step vectorised over the
+  particles (how research scripts are written);
+- numpy vectorised: the whole batch as one array;
+- torch batched RK4 (CPU), if torch is installed (``pip install -e .[bench]``).
+Baselines run on a subset of realizations and report trajectories per second.
+
+FLOP model: one field evaluation costs 4·n²·d flops (logits X Xᵀ and W X, two
+flops per multiply-add); softmax, normalisation and projections are not counted.
+RK4 = 4 evaluations per step. The peak is this machine's float32 matmul
+throughput (2048² jnp matmul) measured in the same run.
+
+Usage: python benchmarks/phase_diagram.py [--realizations R] [--quick]
+Prints a table and ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+import timeit
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+N, D, BETAS, T, DT, NSAVE, DELTA = 32, 16, np.arange(8.0), 30.0, 0.1, 31, 1e-3
+
+
+def best(fn, repeat=3):
+    return min(timeit.repeat(fn, number=1, repeat=repeat))
+
+
+def matmul_peak() -> float:
+    a = jax.random.normal(jax.random.key(0), (2048, 2048), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    return 2 * 2048**3 / best(lambda: f(a).block_until_ready(), 5) / 1e9
+
+
+def sinkflow_chunk(R: int, method: str):
+    from experiments.phase_diagram import STUDY
+    from sinkflow.sweep import cell_keys
+
+    cfg = STUDY.config("small", d=(D,), n=(N,), beta=tuple(map(float, BETAS)), realizations=R, T=T, n_times=NSAVE, delta=DELTA, method=method, dt=DT, rtol=1e-5, atol=1e-7, dtype="float32")
+    fn = jax.jit(STUDY.make_chunk(cfg, {"d": D, "n": N}))
+    vals = {"beta": jnp.asarray(BETAS, jnp.float32)}
+    keys = cell_keys(0, [f"beta={b}" for b in BETAS])
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn(vals, keys))
+    first = time.perf_counter() - t0
+    run = best(lambda: jax.block_until_ready(fn(vals, keys)), 2)
+    return {"compile_s": max(first - run, 0.0), "run_s": run, "traj_per_s": len(BETAS) * R / run, "steps": int(np.max(out["num_steps"])), "status": int(np.max(out["status"]))}
+
+
+def _np_field(x, beta):
+    # x: (..., n, d)
+    lg = beta * np.einsum("...id,...jd->...ij", x, x)
+    lg -= lg.max(-1, keepdims=True)
+    w = np.exp(lg)
+    w /= w.sum(-1, keepdims=True)
+    a = np.einsum("...ij,...jd->...id", w, x)
+    return a - np.sum(a * x, -1, keepdims=True) * x
+
+
+def _np_rk4(x, beta, steps):
+    for _ in range(steps):
+        k1 = _np_field(x, beta)
+        k2 = _np_field(x + DT / 2 * k1, beta)
+        k3 = _np_field(x + DT / 2 * k2, beta)
+        k4 = _np_field(x + DT * k3, beta)
+        x = x + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    return x
+
+
+def numpy_loop(R_sub: int) -> float:
+    rng = np.random.default_rng(0)
+    steps = int(round(T / DT))
+    t0 = time.perf_counter()
+    for b in BETAS[:2]:
+        for _ in range(R_sub):
+            x = rng.standard_normal((N, D)).astype(np.float32)
+            x /= np.linalg.norm(x, axis=-1, keepdims=True)
+            _np_rk4(x, np.float32(b), steps)
+    return 2 * R_sub / (time.perf_counter() - t0)
+
+
+def numpy_vectorised(R_sub: int) -> float:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((len(BETAS) * R_sub, N, D)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    beta = np.repeat(BETAS, R_sub).astype(np.float32)[:, None, None]
+    t0 = time.perf_counter()
+    _np_rk4(x, beta, int(round(T / DT)))
+    return x.shape[0] / (time.perf_counter() - t0)
+
+
+def torch_batched(R_sub: int):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(len(BETAS) * R_sub, N, D, generator=g)
+    x = x / x.norm(dim=-1, keepdim=True)
+    beta = torch.repeat_interleave(torch.tensor(BETAS, dtype=torch.float32), R_sub)[:, None, None]
+
+    def f(y):
+        w = torch.softmax(beta * torch.bmm(y, y.transpose(1, 2)), dim=-1)
+        a = torch.bmm(w, y)
+        return a - (a * y).sum(-1, keepdim=True) * y
+
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(int(round(T / DT))):
+            k1 = f(x)
+            k2 = f(x + DT / 2 * k1)
+            k3 = f(x + DT / 2 * k2)
+            k4 = f(x + DT * k3)
+            x = x + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            x = x / x.norm(dim=-1, keepdim=True)
+    return x.shape[0] / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--realizations", type=int, default=1024)
+    ap.add_argument("--quick", action="store_true", help="R = 128 and small baseline subsets")
+    args = ap.parse_args()
+    R = 128 if args.quick else args.realizations
+    flops_per_traj = 4 * (int(round(T / DT))) * 4 * N * N * D
+    peak = matmul_peak()
+    res = {"device": str(jax.devices()[0]), "R": R, "peak_f32_gflops": peak}
+    fixed = sinkflow_chunk(R, "rk4")
+    adaptive = sinkflow_chunk(R, "tsit5")
+    res["sinkflow_rk4"] = fixed
+    res["sinkflow_tsit5"] = adaptive
+    res["numpy_loop_traj_per_s"] = numpy_loop(4 if args.quick else 16)
+    res["numpy_vec_traj_per_s"] = numpy_vectorised(16 if args.quick else 64)
+    res["torch_traj_per_s"] = torch_batched(64 if args.quick else 256)
+    gflops = fixed["traj_per_s"] * flops_per_traj / 1e9
+    res["sinkflow_rk4_gflops"] = gflops
+    res["fraction_of_peak"] = gflops / peak
+    res["ratio_vs_numpy_loop"] = fixed["traj_per_s"] / res["numpy_loop_traj_per_s"]
+    res["ratio_vs_numpy_vec"] = fixed["traj_per_s"] / res["numpy_vec_traj_per_s"]
+    res["ratio_vs_torch"] = fixed["traj_per_s"] / res["torch_traj_per_s"] if res["torch_traj_per_s"] else None
+    res["adaptive_vs_fixed"] = adaptive["traj_per_s"] / fixed["traj_per_s"]
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"device {res['device']}, f32 matmul peak {peak:.1f} GFLOP/s, R = {R}, FLOP model {flops_per_traj / 1e6:.1f} MFLOP/trajectory")
+    print(f"{'implementation':<28}{'traj/s':>10}{'sinkflow ×':>12}")
+    rows = [("sinkflow RK4 (scan)", fixed["traj_per_s"]), ("sinkflow Tsit5 rtol 1e-5", adaptive["traj_per_s"]), ("numpy loop", res["numpy_loop_traj_per_s"]), ("numpy vectorised", res["numpy_vec_traj_per_s"]), ("torch batched", res["torch_traj_per_s"])]
+    for name, v in rows:
+        print(f"{name:<28}{(v or float('nan')):>10.1f}{(fixed['traj_per_s'] / v if v else float('nan')):>12.2f}")
+    print(f"sinkflow RK4: {gflops:.1f} GFLOP/s = {100 * gflops / peak:.1f}% of peak; compile {fixed['compile_s']:.1f} s (RK4), {adaptive['compile_s']:.1f} s (Tsit5); Tsit5 took {adaptive['steps']} steps; peak RSS {res['peak_rss_mb']:.0f} MB")
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
