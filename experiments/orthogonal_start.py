@@ -105,7 +105,7 @@ def plot(ds, outdir):
                 line = ax.plot(t, ode[i, j, k], lw=1.2, label=f"β={b:g}")[0]
                 ax.plot(t[::5], sim[::5], "o", ms=3, color=line.get_color())
                 axd.semilogy(t, np.abs(sim - ode[i, j, k]) + 1e-18, color=line.get_color())
-            ax.set_title(f"{m.upper()}, n = {int(n)}: particles (dots) vs ODE (lines)")
+            ax.set_title(f"{m.upper()}, n = {int(n)}: particles (dots), ODE (lines)", fontsize=9)
             ax.set_xlabel("t")
             ax.set_ylabel(r"$\gamma(t)$")
             axd.axhline(_tol(ds), color="k", ls=":", lw=1, label="check tolerance")

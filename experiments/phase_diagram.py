@@ -130,11 +130,12 @@ def plot(ds, outdir):
     for n in ds["n"].values:
         dims = ds["d"].values
         fig, axes = new_figure(1, len(dims), size=(3.0, 2.8), sharey=True)
-        tstar = np.asarray(theory.transition_time(np.asarray(betas, float), float(n), _delta(ds), _model(ds)))
+        fine = np.linspace(float(np.min(betas)), float(np.max(betas)), 200)
+        tstar = np.asarray(theory.transition_time(fine, float(n), _delta(ds), _model(ds)))
         for ax, d in zip(axes[0], dims):
             P = ds["P"].sel(d=d, n=n).values  # (beta, t)
             mesh = ax.pcolormesh(t, betas, P, vmin=0, vmax=1, cmap="viridis", shading="nearest")
-            ax.plot(tstar, betas, color="w", lw=1.4, ls="--", label=r"$\Gamma_{\infty,\delta}$")
+            ax.plot(tstar, fine, color="w", lw=1.4, ls="--", label=r"$\Gamma_{\infty,\delta}$")
             ax.set_xlim(t[0], t[-1])
             ax.set_title(f"d = {int(d)}")
             ax.set_xlabel("t")
