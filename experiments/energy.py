@@ -33,7 +33,7 @@ from sinkflow.observables import interaction_energy
 from sinkflow.solve import solve
 from sinkflow.sphere import normalize, uniform
 from sinkflow.study import Study, param, require
-from sinkflow.studykit import SolverFields, float_dtype, new_figure, save_figure, time_grid, validate_common
+from sinkflow.studykit import PreciseSolverFields, float_dtype, new_figure, save_figure, time_grid, validate_common
 
 MODELS = ("sa", "usa", "sa-repulsive", "usa-repulsive")
 
@@ -52,17 +52,13 @@ def dissipation(x, params: Attention):
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SolverFields):
+class Config(PreciseSolverFields):
     model: tuple = param(MODELS, "dynamics: sa, usa, and their V = −I versions", swept=True, static=True, kind=str)
     beta: tuple = param((0.5, 1.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float)
     n: int = param(16, "number of tokens", kind=int)
     d: int = param(3, "ambient dimension", kind=int)
     T: float = param(10.0, "final time", kind=float)
     n_times: int = param(101, "number of save times in [0, T]", kind=int)
-    method: str = param("tsit5", "time stepper", kind=str, choices=("euler", "heun", "rk4", "tsit5", "dopri5"))
-    rtol: float = param(1e-10, "relative tolerance (adaptive methods)", kind=float)
-    atol: float = param(1e-12, "absolute tolerance (adaptive methods)", kind=float)
-    dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
 
     def __post_init__(self):
         super().__post_init__()

@@ -15,7 +15,7 @@ import numpy as np
 from .solve import ADAPTIVE_METHODS, FIXED_METHODS, SolverConfig
 from .study import StudyConfig, check_values, param, require
 
-__all__ = ["SolverFields", "validate_common", "float_dtype", "save_figure", "new_figure", "time_grid"]
+__all__ = ["SolverFields", "PreciseSolverFields", "validate_common", "float_dtype", "save_figure", "new_figure", "time_grid"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,16 @@ class SolverFields(StudyConfig):
 
     def solver_dict(self) -> dict:
         return dataclasses.asdict(self.solver_config())
+
+
+@dataclasses.dataclass(frozen=True)
+class PreciseSolverFields(SolverFields):
+    """Solver fields defaulting to adaptive Tsit5 at rtol 1e-10 in float64 (for closed-form checks)."""
+
+    method: str = param("tsit5", "time stepper", kind=str, choices=FIXED_METHODS + ADAPTIVE_METHODS)
+    rtol: float = param(1e-10, "relative tolerance (adaptive methods)", kind=float)
+    atol: float = param(1e-12, "absolute tolerance (adaptive methods)", kind=float)
+    dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
 
 
 def validate_common(cfg) -> None:
