@@ -32,7 +32,7 @@ import numpy as np
 from sinkflow import theory
 from sinkflow.attention import Attention
 from sinkflow.batching import default_piece, map_batches
-from sinkflow.checks import compare
+from sinkflow.checks import compare, status_check
 from sinkflow.fields import attention_field
 from sinkflow.grid import parse_grid
 from sinkflow.observables import close_pair_fraction
@@ -162,8 +162,7 @@ def checks(ds):
     dt_save = float(t[1] - t[0])
     betas = ds["beta"].values
     out = []
-    status = ds["status"].values
-    out.append(compare("all cells solved", "solver status", 0, int(np.count_nonzero(status != 0)), 0, "a failed cell (status ≠ 0) invalidates the figure", mode="le"))
+    out.append(status_check(ds, "the figure"))
     for n in ds["n"].values:
         n = int(n)
         big = [int(d) for d in ds["d"].values if d >= n]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .store import atomic_write_bytes
 
-__all__ = ["Check", "table", "save", "compare"]
+__all__ = ["Check", "table", "save", "compare", "status_check"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,3 +83,11 @@ def save(checks: list[Check], out: str | Path) -> tuple[Path, Path]:
         w.writerow(c.as_dict())
     atomic_write_bytes(cpath, buf.getvalue().encode())
     return jpath, cpath
+
+
+def status_check(ds, what: str = "the results") -> Check:
+    """Every cell of a merged result solved (status 0); failed cells invalidate ``what``."""
+    import numpy as np
+
+    failed = int(np.count_nonzero(ds["status"].values != 0))
+    return compare("all cells solved", "solver status", 0, failed, 0, f"failed cells invalidate {what}", mode="le")
