@@ -99,7 +99,7 @@ def _dtype(cfg: StudyConfig):
     return jnp.float64 if cfg.dtype == "float64" else jnp.float32
 
 
-def _build_chunk_fn(study: Study, cfg: StudyConfig, static: dict, traced_names: list[str], mesh: Mesh | None):
+def _build_chunk_fn(study: Study, cfg: StudyConfig, static: dict, mesh: Mesh | None):
     if study.make_chunk is not None:
         fn = study.make_chunk(cfg, static)
     else:
@@ -167,7 +167,7 @@ def run_sweep(
     failed = computed = n_chunks = compiles = 0
     for static_key, group in groups.items():
         static = dict(zip(static_names, static_key))
-        fn = _build_chunk_fn(study, cfg, static, traced_names, mesh)
+        fn = _build_chunk_fn(study, cfg, static, mesh)
         compiles += 1
         for start in range(0, len(group), chunk_size):
             part = group[start : start + chunk_size]
