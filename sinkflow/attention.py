@@ -13,6 +13,8 @@ query i,
     logits  ℓ_ij = β ⟨Q x_i, K x_j⟩          (−∞ where mask_ij is False)
     softmax w_ij = e^{ℓ_ij} / Σ_k e^{ℓ_ik}    ("softmax": SA, rows sum to 1)
     none    w_ij = e^{ℓ_ij} / n               ("none": USA)
+    sinkhorn w = n·P, P the Sinkhorn plan of exp(ℓ/ε) ("sinkhorn": Sinkformer;
+             ε, mode, τ, iterations in ``Attention.sinkhorn``, see sinkflow.sinkhorn)
     out_i  = s · Σ_j w_ij V x_j.
 
 Masked entries are exactly zero (−∞ logits, never −1e9). Every row must keep
@@ -36,6 +38,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from .sinkhorn import Sinkhorn, sinkhorn
+
 __all__ = [
     "Attention",
     "NORMALIZATIONS",
@@ -47,7 +51,7 @@ __all__ = [
     "WEIGHT_KINDS",
 ]
 
-NORMALIZATIONS = ("softmax", "none")
+NORMALIZATIONS = ("softmax", "none", "sinkhorn")
 WEIGHT_KINDS = ("identity", "gaussian", "goe", "wishart")
 
 
@@ -63,12 +67,18 @@ class Attention(eqx.Module):
     normalization: str = eqx.field(static=True, default="softmax")
     causal: bool = eqx.field(static=True, default=False)
     chunk: int | None = eqx.field(static=True, default=None)
+    sinkhorn: Sinkhorn | None = None
 
     def __check_init__(self):
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"Attention(normalization={self.normalization!r}) is not known; use one of {NORMALIZATIONS}."
             )
+        if self.normalization == "sinkhorn":
+            if self.sinkhorn is None:
+                raise ValueError("Attention(normalization='sinkhorn') needs sinkhorn=Sinkhorn(epsilon=…, mode=…).")
+            if self.chunk is not None:
+                raise ValueError("Attention(normalization='sinkhorn') normalises columns too and needs the full n×n kernel; use chunk=None.")
         if self.chunk is not None and (not isinstance(self.chunk, int) or self.chunk < 1):
             raise ValueError(f"Attention(chunk={self.chunk!r}) must be a positive integer or None.")
 
@@ -117,6 +127,8 @@ def attention_matrix(x: Float[Array, "... n d"], p: Attention, *, unit: bool = F
     itself and the row-max reduction is skipped (a measured ~25% of the field on CPU).
     """
     lg = logits(x, p)
+    if p.normalization == "sinkhorn":
+        return sinkhorn(lg, p.sinkhorn)[0]
     fast = unit and p.Q is None and p.K is None and p.mask is None and not p.causal
     if fast:
         shift = p.beta

@@ -6,18 +6,33 @@ compile once). Fields on the sphere evaluate at ``normalize(x)`` and return the
 tangent projection, so that the exact flow preserves norms and a
 :class:`sinkflow.solve.ProjectedSolver` is consistent with FSAL stages.
 
-- :func:`attention_field`: SA (``Attention(normalization="softmax")``) and USA
-  (``"none"``): ẋ_i = P_{x_i}( Σ_j w_ij V x_j ), GLPR (SA)/(USA).
+- :func:`attention_field`: SA (``Attention(normalization="softmax")``), USA
+  (``"none"``) and the Sinkformer on the sphere (``"sinkhorn"``):
+  ẋ_i = P_{x_i}( Σ_j w_ij V x_j ), GLPR (SA)/(USA), SINK.
+- :func:`heat_field`: the Sinkformer in R^d with the heat-flow scaling (MATH.md §2),
+  ẋ_i = (σ/ε)(Σ_j W_ij x_j − x_i), W the normalised kernel exp(−‖x_i − x_j‖²/(wε)).
+
+Heat-flow convention. With width w, a Gaussian N(0, sI) is mapped by the
+Sinkhorn-normalised kernel to λx, λ = 4s/(wε + √((wε)² + 16s²)) (MATH.md §2 with
+ε ↦ wε), so for σ = −1 and ε → 0 the particle velocity tends to −(w/4)∇log ρ
+and the mean-field limit is ∂_tρ = (w/4)Δρ. w = 1 (the default, MATH.md's
+kernel exp(−‖x−y‖²/ε)) gives ¼Δ; w = 4 gives ∂_tρ = Δρ, the form in which seeds
+000/001 quote SINK Thm 1 (velocity −∇log ρ). We could not read SINK's own scaling
+of ε in the theorem; the two statements differ only by ε ↦ 4ε, and both are tested.
 """
 
 from __future__ import annotations
 
 from jaxtyping import Array, Float
 
+import equinox as eqx
+import jax.numpy as jnp
+
 from .attention import Attention, attend
+from .sinkhorn import Sinkhorn, sinkhorn
 from .sphere import normalize, project_tangent
 
-__all__ = ["attention_field", "sa", "usa"]
+__all__ = ["attention_field", "sa", "usa", "sinkformer", "HeatFlow", "heat_field", "sq_distances"]
 
 
 def attention_field(t, x: Float[Array, "... n d"], params: Attention) -> Float[Array, "... n d"]:
@@ -35,3 +50,42 @@ def sa(beta, **kwargs) -> Attention:
 def usa(beta, **kwargs) -> Attention:
     """Parameters of the USA dynamics (1/n normalisation); keyword arguments go to :class:`Attention`."""
     return Attention(beta=beta, normalization="none", **kwargs)
+
+
+def sinkformer(beta, epsilon=1.0, **kwargs) -> Attention:
+    """Parameters of the Sinkformer on the sphere: logits β⟨Qx_i, Kx_j⟩, kernel exp(logits/ε),
+    Sinkhorn-normalised. Keywords of :class:`sinkflow.sinkhorn.Sinkhorn` (mode, tau,
+    iterations, threshold, backend) are split off; the rest go to :class:`Attention`."""
+    sk_keys = {"mode", "tau", "iterations", "threshold", "backend"}
+    sk = {k: kwargs.pop(k) for k in list(kwargs) if k in sk_keys}
+    return Attention(beta=beta, normalization="sinkhorn", sinkhorn=Sinkhorn(epsilon=epsilon, **sk), **kwargs)
+
+
+class HeatFlow(eqx.Module):
+    """Parameters of :func:`heat_field`: the normaliser (``kernel.epsilon`` is ε; mode
+    ``"fixed"`` with k = 1 is softmax, i.e. mean shift), the sign σ (−1 diffusion, +1
+    attraction) and the kernel width w (static; see the module docstring)."""
+
+    kernel: Sinkhorn
+    sign: float = -1.0
+    width: float = eqx.field(static=True, default=1.0)
+
+    def __check_init__(self):
+        if not self.width > 0:
+            raise ValueError(f"HeatFlow(width={self.width!r}) must be > 0.")
+
+
+def sq_distances(x: Float[Array, "... n d"]) -> Float[Array, "... n n"]:
+    """‖x_i − x_j‖² (expanded form, clipped at 0, exact zeros on the diagonal)."""
+    sq = jnp.sum(x * x, axis=-1)
+    d2 = sq[..., :, None] + sq[..., None, :] - 2.0 * jnp.einsum("...id,...jd->...ij", x, x)
+    n = x.shape[-2]
+    return jnp.where(jnp.eye(n, dtype=bool), 0.0, jnp.maximum(d2, 0.0))
+
+
+def heat_field(t, x: Float[Array, "... n d"], params: HeatFlow) -> Float[Array, "... n d"]:
+    """ẋ_i = (σ/ε)(Σ_j W_ij x_j − x_i), W = normalised exp(−‖x_i − x_j‖²/(wε)) (R^d, no projection)."""
+    del t
+    W, _ = sinkhorn(-sq_distances(x) / params.width, params.kernel)
+    eps = jnp.asarray(params.kernel.epsilon, x.dtype)
+    return (params.sign / eps) * (jnp.einsum("...ij,...jd->...id", W, x) - x)
