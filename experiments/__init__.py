@@ -13,6 +13,10 @@ REGISTRY = {
     "orthogonal-start": "experiments.orthogonal_start",
     "histograms": "experiments.histograms",
     "energy": "experiments.energy",
+    "sinkhorn-gaussian": "experiments.sinkhorn_gaussian",
+    "sinkformer-heat": "experiments.sinkformer_heat",
+    "normalizations": "experiments.normalizations",
+    "sinkformer-phase-diagram": "experiments.sinkformer_phase_diagram",
 }
 
 

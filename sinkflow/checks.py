@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .store import atomic_write_bytes
 
-__all__ = ["Check", "table", "save", "compare", "status_check"]
+__all__ = ["Check", "table", "save", "compare", "status_check", "extrapolate_inverse_n"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,3 +91,21 @@ def status_check(ds, what: str = "the results") -> Check:
 
     failed = int(np.count_nonzero(ds["status"].values != 0))
     return compare("all cells solved", "solver status", 0, failed, 0, f"failed cells invalidate {what}", mode="le")
+
+
+def extrapolate_inverse_n(values, se, n) -> tuple[float, float]:
+    """Weighted least squares y(n) = y_∞ + a/n over a grid of sample sizes; returns (y_∞, its standard error).
+
+    For finite-sample biases of leading order 1/n (e.g. the self-weight of an
+    attention kernel on n samples). With a single n it returns (y, se) unchanged.
+    """
+    import numpy as np
+
+    values, se, n = (np.asarray(a, float) for a in (values, se, n))
+    if n.size == 1:
+        return float(values[0]), float(se[0])
+    A = np.stack([np.ones_like(n), 1.0 / n], axis=1)
+    w = 1.0 / np.maximum(se, 1e-300) ** 2
+    cov = np.linalg.inv(A.T @ (A * w[:, None]))
+    coef = cov @ (A.T @ (w * values))
+    return float(coef[0]), float(np.sqrt(cov[0, 0]))

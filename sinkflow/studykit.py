@@ -12,10 +12,11 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from .sinkhorn import BACKENDS, MODES, Sinkhorn
 from .solve import ADAPTIVE_METHODS, FIXED_METHODS, SolverConfig
 from .study import StudyConfig, check_values, param, require
 
-__all__ = ["SolverFields", "PreciseSolverFields", "validate_common", "float_dtype", "save_figure", "new_figure", "time_grid"]
+__all__ = ["SolverFields", "PreciseSolverFields", "SinkhornFields", "validate_common", "float_dtype", "save_figure", "new_figure", "time_grid"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +43,30 @@ class PreciseSolverFields(SolverFields):
     rtol: float = param(1e-10, "relative tolerance (adaptive methods)", kind=float)
     atol: float = param(1e-12, "absolute tolerance (adaptive methods)", kind=float)
     dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
+
+
+@dataclasses.dataclass(frozen=True)
+class SinkhornFields(StudyConfig):
+    """Options of the Sinkhorn normalisation shared by Sinkformer studies (ε is the study's own, usually swept)."""
+
+    sinkhorn_mode: str = param("balanced", "Sinkhorn mode: balanced, unbalanced (τ) or fixed (k iterations)", kind=str, choices=MODES)
+    tau: float = param(1.0, "column-marginal relaxation τ ∈ (0, 1] (unbalanced mode; ott's tau_b)", kind=float)
+    iterations: int = param(2000, "max Sinkhorn normalisations (balanced/unbalanced) or exactly k (fixed)", kind=int)
+    threshold: float = param(1e-6, "Sinkhorn stopping threshold on the L1 marginal error", kind=float)
+    backend: str = param("native", "Sinkhorn implementation: native (log-domain loop) or ott (ott-jax)", kind=str, choices=BACKENDS)
+
+    def sinkhorn_spec(self, epsilon) -> Sinkhorn:
+        return Sinkhorn(epsilon=epsilon, mode=self.sinkhorn_mode, tau=float(self.tau), iterations=int(self.iterations), threshold=float(self.threshold), backend=self.backend)
+
+    def sinkhorn_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("sinkhorn_mode", "tau", "iterations", "threshold", "backend")}
+
+    def __post_init__(self):
+        super().__post_init__()
+        try:
+            self.sinkhorn_spec(1.0)
+        except ValueError as e:
+            raise ValueError(f"Sinkhorn options: {e}") from None
 
 
 def validate_common(cfg) -> None:

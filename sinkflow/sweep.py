@@ -169,9 +169,13 @@ def run_sweep(
         static = dict(zip(static_names, static_key))
         fn = _build_chunk_fn(study, cfg, static, mesh)
         compiles += 1
-        for start in range(0, len(group), chunk_size):
-            part = group[start : start + chunk_size]
-            padded = part + [part[-1]] * (chunk_size - len(part))
+        # A group smaller than a chunk is padded only to the next multiple of the device
+        # count (padding a 1-cell group to 8 cells computed 8× the work); all chunks of a
+        # group share one shape, so still one compile per group.
+        size = min(chunk_size, int(math.ceil(len(group) / nd) * nd))
+        for start in range(0, len(group), size):
+            part = group[start : start + size]
+            padded = part + [part[-1]] * (size - len(part))
             values = {k: jnp.asarray(np.asarray([c.values[k] for c in padded]), dtype=_axis_dtype(padded[0].values[k], dtype)) for k in traced_names}
             keys = cell_keys(cfg.seed, [c.label for c in padded])
             res = fn(values, keys)

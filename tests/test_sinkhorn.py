@@ -168,3 +168,21 @@ def test_sink_functional_closed_form_for_constant_similarity():
     k0 = np.exp(np.asarray(c) / 0.5)
     ref = -0.5 * np.mean(kinf * np.log(kinf / k0))
     np.testing.assert_allclose(sink_functional(c, W, 0.5), ref, rtol=1e-12)
+
+
+def test_iterate_errors_match_fixed_iterations_and_obey_birkhoff_rate():
+    from sinkflow.sinkhorn import hilbert_contraction, iterate_errors
+
+    c = _sim(n=8, seed=6)
+    rows, cols = iterate_errors(c, 0.8, 40)
+    for k in (1, 2, 7, 40):
+        W, _ = sinkhorn(c, Sinkhorn(epsilon=0.8, mode="fixed", iterations=k))
+        np.testing.assert_allclose(
+            [rows[k - 1], cols[k - 1]], [jnp.sum(jnp.abs(W.sum(-1) - 1)) / 8, jnp.sum(jnp.abs(W.sum(-2) - 1)) / 8], atol=1e-13
+        )
+    assert float(rows[0]) < 1e-14 and float(cols[1]) < 1e-14
+    # column error after row normalisations contracts at least by Birkhoff's tanh(Δ/4)² per pair
+    lam = float(hilbert_contraction(c, 0.8))
+    odd = np.asarray(cols[0::2])
+    rate = (odd[15] / odd[5]) ** (1 / 10)  # asymptotic linear rate per pair (any norm)
+    assert 0 < rate <= lam**2, (rate, lam**2)

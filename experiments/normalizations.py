@@ -1,0 +1,176 @@
+"""normalizations — K⁰ / K¹ / K^∞: the unnormalised kernel, softmax and Sinkhorn on one configuration (SINK, MATH.md §2).
+
+Each cell is one (n, β, ε): ``realizations`` uniform configurations on S^{d−1};
+for the first one the three matrices are saved (K⁰ = exp(β⟨x_i,x_j⟩/ε)/n, the
+USA weights; K¹ its row softmax; K^∞ its Sinkhorn limit), and for all of them
+the row and column L1 marginal errors of the fixed-iteration iterates
+k = 1..``K`` (odd k after a row normalisation, even after a column one), their
+median over realizations, Birkhoff's contraction ratio tanh(Δ/4) of the kernel
+and SINK's functional F(μ).
+
+Checks
+- *K¹ is softmax*: rows of K¹ sum to 1 to 1e-12 and K¹ equals softmax(β⟨x,x⟩/ε).
+- *K^∞ doubly stochastic*: L1 marginal error ≤ the Sinkhorn threshold.
+- *Birkhoff rate*: the asymptotic linear rate of the column error per row+column
+  pair, fitted on the last half of the iterates above 1e-13, is ≤ tanh(Δ/4)²
+  (Franklin & Lorenz 1989), for every realization.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sinkflow.checks import compare, status_check
+from sinkflow.sinkhorn import hilbert_contraction, iterate_errors, sink_functional, sinkhorn
+from sinkflow.sphere import uniform
+from sinkflow.study import Study, check_values, param, require
+from sinkflow.studykit import SinkhornFields, float_dtype, new_figure, save_figure
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(SinkhornFields):
+    n: tuple = param((16,), "number of tokens", swept=True, static=True, kind=int)
+    d: int = param(8, "ambient dimension", kind=int)
+    beta: tuple = param((1.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float)
+    epsilon: tuple = param((1.0,), "Sinkhorn ε: kernel exp(β⟨x_i,x_j⟩/ε)", swept=True, kind=float)
+    K: int = param(200, "fixed-iteration iterates traced (k = 1..K)", kind=int)
+    realizations: int = param(16, "random configurations per cell", kind=int)
+    threshold: float = param(1e-12, "Sinkhorn stopping threshold on the L1 marginal error", kind=float)
+    iterations: int = param(20000, "max Sinkhorn normalisations for K^∞", kind=int)
+    dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_values("n", self.n, lo=2, integer=True)
+        check_values("d", self.d, lo=2, integer=True)
+        check_values("beta", self.beta, lo=0.0)
+        check_values("epsilon", self.epsilon, lo=0.0, lo_open=True)
+        require(isinstance(self.K, int) and 2 <= self.K <= 100_000, f"--K must be an integer in [2, 100000], got {self.K!r}.")
+        require(isinstance(self.realizations, int) and self.realizations >= 1, f"--realizations must be an integer ≥ 1, got {self.realizations!r}.")
+        require(self.sinkhorn_mode == "balanced", "normalizations compares K⁰, K¹ and the balanced K^∞: use --sinkhorn-mode balanced.")
+
+
+PRESETS = {"paper": {"n": (16, 64), "beta": (0.5, 1.0, 2.0, 4.0, 8.0), "realizations": 64}, "small": {}}
+
+
+def make_cell(cfg: Config, static: dict):
+    n = static["n"]
+    dtype = float_dtype(cfg)
+
+    def one(x, beta, eps):
+        c = beta * x @ x.T
+        Kinf, info = sinkhorn(c, cfg.sinkhorn_spec(eps))
+        rows, cols = iterate_errors(c, eps, cfg.K)
+        return c, Kinf, info, rows, cols, hilbert_contraction(c, eps), sink_functional(c, Kinf, eps)
+
+    def cell(values, key):
+        beta, eps = values["beta"].astype(dtype), values["epsilon"].astype(dtype)
+        x = uniform(key, (cfg.realizations, n), cfg.d, dtype)
+        c, Kinf, info, rows, cols, lam, F = jax.vmap(lambda y: one(y, beta, eps))(x)
+        K0 = jnp.exp(c[0] / eps) / n
+        K1 = jax.nn.softmax(c[0] / eps, axis=-1)
+        ok = jnp.all(jnp.isfinite(rows)) & jnp.all(jnp.isfinite(Kinf))
+        return {
+            "K0": K0,
+            "K1": K1,
+            "Kinf": Kinf[0],
+            "row_error": jnp.median(rows, axis=0),
+            "col_error": jnp.median(cols, axis=0),
+            "col_error_all": cols,
+            "contraction": lam,
+            "sink_F": F,
+            "kinf_error": info.error,
+            "kinf_converged": info.converged,
+            "status": jnp.where(ok & jnp.all(info.converged), 0, jnp.where(ok, 1, 3)).astype(jnp.int32),
+        }
+
+    return cell
+
+
+def coords(cfg: Config):
+    return {"k": np.arange(1, cfg.K + 1), "i": np.arange(max(cfg.n)), "j": np.arange(max(cfg.n)), "realization": np.arange(cfg.realizations)}
+
+
+def _rate(err: np.ndarray) -> float:
+    """Asymptotic linear rate per row+column pair of the column error after row normalisations."""
+    odd = err[0::2]
+    good = np.flatnonzero(odd > 1e-13)
+    if good.size < 4:
+        return float("nan")
+    half = good[good.size // 2 :]
+    slope = np.polyfit(half, np.log(odd[half]), 1)[0]
+    return float(np.exp(slope))
+
+
+def plot(ds, outdir):
+    paths = []
+    for n in ds["n"].values:
+        for eps in ds["epsilon"].values:
+            betas = ds["beta"].values
+            fig, axes = new_figure(len(betas), 4, size=(2.9, 2.6))
+            for r, b in enumerate(betas):
+                sel = ds.sel(n=n, beta=b, epsilon=eps)
+                m = int(n)
+                for c, (name, title) in enumerate((("K0", "K⁰ = exp(βc/ε)/n"), ("K1", "K¹ softmax"), ("Kinf", "K^∞ Sinkhorn"))):
+                    ax = axes[r][c]
+                    ax.imshow(sel[name].values[:m, :m], cmap="magma")
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    ax.set_title(f"{title} (β={b:g})", fontsize=8)
+                ax = axes[r][3]
+                k = ds["k"].values
+                err = sel["row_error"].values + sel["col_error"].values  # one side is exact after each step
+                ax.semilogy(k, np.maximum(err, 1e-17), label="marginal error of the other side")
+                lam = float(np.median(sel["contraction"].values))
+                e0 = float(sel["col_error"].values[0])
+                ax.semilogy(k, e0 * lam ** (k - 1), "k:", lw=1, label="Birkhoff tanh(Δ/4)^k")
+                ax.set_ylim(1e-16, 10)
+                ax.set_xlabel("normalisations k")
+                ax.legend(fontsize=6)
+            fig.suptitle(f"Normalisations of one configuration (n = {int(n)}, ε = {eps:g}); errors: median over realizations")
+            paths.append(save_figure(fig, outdir, f"normalizations_n{int(n)}_eps{eps:g}"))
+    return paths
+
+
+def checks(ds):
+    cfg = json.loads(ds.attrs["config"])
+    out = [status_check(ds, "the matrices")]
+    rowsum = float(np.max(np.abs(ds["K1"].sum("j").values - 1.0)))
+    out.append(compare("K¹ rows sum to 1", "softmax = one row normalisation", 0.0, rowsum, 1e-12, "round-off", mode="le"))
+    err = float(ds["kinf_error"].max())
+    out.append(compare("K^∞ doubly stochastic", "Sinkhorn (balanced)", 0.0, err, float(cfg["threshold"]), "L1 marginal error ≤ threshold", mode="le"))
+    worst, detail = -np.inf, ""
+    cols = ds["col_error_all"].values  # (..., realization, k)
+    lam = ds["contraction"].values  # (..., realization)
+    for idx in np.ndindex(*lam.shape):
+        rate = _rate(cols[idx])
+        if np.isfinite(rate) and rate - lam[idx] ** 2 > worst:
+            worst, detail = rate - lam[idx] ** 2, f"fitted rate {rate:.4f} vs tanh(Δ/4)² = {lam[idx] ** 2:.4f}"
+    out.append(compare("Sinkhorn linear rate ≤ tanh(Δ/4)²", "Birkhoff; Franklin & Lorenz 1989", 0.0, worst, 0.0, "fitted rate − bound, worst realization", mode="le", detail=detail))
+    return out
+
+
+STUDY = Study(
+    name="normalizations",
+    title="K⁰ / K¹ / K^∞: unnormalised, softmax and Sinkhorn attention",
+    source="SINK; MATH.md §2",
+    config_cls=Config,
+    presets=PRESETS,
+    make_cell=make_cell,
+    output_dims={
+        "K0": ("i", "j"), "K1": ("i", "j"), "Kinf": ("i", "j"),
+        "row_error": ("k",), "col_error": ("k",), "col_error_all": ("realization", "k"),
+        "contraction": ("realization",), "sink_F": ("realization",),
+        "kinf_error": ("realization",), "kinf_converged": ("realization",), "status": (),
+    },
+    coords=coords,
+    plot=plot,
+    checks=checks,
+    solver_of=lambda cfg: cfg.sinkhorn_dict(),
+    module_file=__file__,
+)
