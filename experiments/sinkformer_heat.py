@@ -83,7 +83,7 @@ class Config(SolverFields, SinkhornFields):
 
 PRESETS = {
     "paper": {"dim": (1, 2, 3), "n": (500, 1000, 2000), "epsilon": (0.05, 0.1, 0.2, 0.4, 0.8), "T": 2.0, "n_times": 21, "realizations": 16},
-    "small": {"n": (200, 400, 800), "epsilon": (0.2, 0.4), "realizations": 6, "n_times": 6},
+    "small": {"n": (100, 200, 400), "epsilon": (0.3, 0.6), "realizations": 4, "n_times": 6},
 }
 
 

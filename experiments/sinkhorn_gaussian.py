@@ -44,6 +44,7 @@ class Config(SinkhornFields):
     dim: tuple = param((1, 2, 3), "dimension of R^dim", swept=True, static=True, kind=int)
     n: tuple = param((500, 1000, 2000), "samples per realization", swept=True, static=True, kind=int)
     realizations: int = param(32, "i.i.d. samples per cell", kind=int)
+    iterations: int = param(20000, "max Sinkhorn normalisations (Gaussian tails converge slowly at small ε)", kind=int)
     dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
 
     def __post_init__(self):

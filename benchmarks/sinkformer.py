@@ -1,0 +1,122 @@
+"""Benchmark: the Sinkformer right-hand side and a full trajectory, sinkflow vs POT in the same run.
+
+Workload (issue #4): n tokens uniform on S^{d−1}, d = 16, β = 1, ε = 1, balanced
+Sinkhorn to an L1 marginal error of 1e-6 inside the field
+ẋ_i = P_{x_i}(Σ_j W_ij x_j); a trajectory is RK4 with dt = 0.1 to T = 1
+(10 steps, 40 field evaluations), float64.
+
+Implementations timed here:
+- sinkflow native: the log-domain loop of :mod:`sinkflow.sinkhorn` (jit);
+- sinkflow ott: the same field with ``backend="ott"`` (ott-jax's Sinkhorn, jit);
+- POT: ``ot.sinkhorn(..., method="sinkhorn_log")`` (numpy) inside a numpy RK4,
+  if POT is installed (``pip install -e .[bench]``). POT's stopping rule is its own
+  (marginal error checked every 10 iterations), set to the same 1e-6.
+
+Reports seconds per RHS and per trajectory, ratios POT / sinkflow and
+ott / native, and the Sinkhorn iteration counts (where the time goes: each
+iteration is two n×n log-sum-exps). Ends with one JSON line.
+
+Usage: python benchmarks/sinkformer.py [--quick] [--sizes 32,256,1024,4096]
+POT trajectories are skipped above n = 1024 (minutes each); its RHS is still timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import timeit
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+jax.config.update("jax_enable_x64", True)
+
+from sinkflow.fields import attention_field, sinkformer  # noqa: E402
+from sinkflow.sinkhorn import sinkhorn  # noqa: E402
+from sinkflow.solve import SolverConfig, solve  # noqa: E402
+from sinkflow.sphere import normalize, uniform  # noqa: E402
+
+D, BETA, EPS, THR, DT, T = 16, 1.0, 1.0, 1e-6, 0.1, 1.0
+
+
+def best(fn, repeat=3):
+    return min(timeit.repeat(fn, number=1, repeat=repeat))
+
+
+def sinkflow_times(x, backend):
+    p = sinkformer(BETA, epsilon=EPS, threshold=THR, iterations=20000, backend=backend)
+    rhs = jax.jit(lambda y: attention_field(0.0, y, p))
+    rhs(x).block_until_ready()
+    t_rhs = best(lambda: rhs(x).block_until_ready())
+    ts = np.linspace(0.0, T, 2)
+    traj = jax.jit(lambda y: solve(attention_field, y, ts, p, config=SolverConfig(method="rk4", dt=DT), project=normalize).ys)
+    traj(x).block_until_ready()
+    t_traj = best(lambda: traj(x).block_until_ready(), 2)
+    iters = int(sinkhorn(BETA * x @ x.T, p.sinkhorn)[1].iterations)
+    return t_rhs, t_traj, iters, np.asarray(traj(x))[-1]
+
+
+def pot_rhs_factory():
+    import ot
+
+    def rhs(x):
+        n = x.shape[0]
+        a = np.full(n, 1.0 / n)
+        M = -BETA * (x @ x.T)
+        P = ot.sinkhorn(a, a, M, EPS, method="sinkhorn_log", stopThr=THR, numItermax=20000)
+        out = n * P @ x
+        return out - np.sum(out * x, axis=1, keepdims=True) * x
+
+    def traj(x):
+        for _ in range(int(round(T / DT))):
+            k1 = rhs(x)
+            k2 = rhs(x + 0.5 * DT * k1)
+            k3 = rhs(x + 0.5 * DT * k2)
+            k4 = rhs(x + DT * k3)
+            x = x + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return x
+
+    return rhs, traj
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="32,256,1024,4096")
+    ap.add_argument("--quick", action="store_true", help="sizes 32,256,1024")
+    args = ap.parse_args()
+    sizes = [32, 256, 1024] if args.quick else [int(s) for s in args.sizes.split(",")]
+    try:
+        pot_rhs, pot_traj = pot_rhs_factory()
+    except ImportError:
+        pot_rhs = pot_traj = None
+        print("POT not installed: pip install -e .[bench]")
+    rows, record = [], {"device": str(jax.devices()[0]), "d": D, "beta": BETA, "epsilon": EPS, "threshold": THR, "sizes": {}}
+    print(f"{'n':>6} {'iters':>6} {'native rhs':>11} {'ott rhs':>9} {'POT rhs':>9} {'POT/native':>10} {'ott/native':>10} {'native traj':>11} {'POT traj':>9} {'ratio':>7}")
+    for n in sizes:
+        x = uniform(jax.random.key(n), (n,), D, jnp.float64)
+        rn, tn, iters, xn = sinkflow_times(x, "native")
+        ro, to, _, _ = sinkflow_times(x, "ott")
+        rec = {"iterations": iters, "native_rhs_s": rn, "ott_rhs_s": ro, "native_traj_s": tn, "ott_traj_s": to}
+        rp = tp = None
+        if pot_rhs is not None:
+            xh = np.asarray(x)
+            rp = best(lambda: pot_rhs(xh), 2 if n <= 1024 else 1)
+            rec["pot_rhs_s"] = rp
+            if n <= 1024:
+                t0 = time.perf_counter()
+                xp = pot_traj(xh)
+                tp = time.perf_counter() - t0
+                rec["pot_traj_s"] = tp
+                rec["max_state_difference"] = float(np.max(np.abs(xp - xn)))
+        fmt = lambda v: f"{v:9.4f}" if v is not None else f"{'—':>9}"  # noqa: E731
+        ratio = lambda a, b: f"{a / b:10.1f}" if a is not None else f"{'—':>10}"  # noqa: E731
+        print(f"{n:>6} {iters:>6} {rn:11.4f} {ro:9.4f} {fmt(rp)} {ratio(rp, rn)} {ratio(ro, rn)} {tn:11.3f} {fmt(tp)} {ratio(tp, tn)[3:]:>7}")
+        record["sizes"][str(n)] = rec
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
