@@ -28,6 +28,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from sinkflow.checks import compare, extrapolate_inverse_n, status_check
 from sinkflow.fields import sq_distances
@@ -117,11 +118,12 @@ def plot(ds, outdir):
                 ax.errorbar(eps, lam, yerr=2 * err, fmt=mk, color=f"C{k}", ms=4, mfc="none" if name == "softmax" else None,
                             label=f"s={s:g} {name}" if dim == dims[0] else None)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(r"$\varepsilon$")
         ax.set_title(f"dim = {int(dim)}, n = {int(ds['n'].values[-1])}")
     axes[0][0].set_ylabel(r"fitted gain $\hat\lambda$")
     axes[0][0].legend(fontsize=6)
-    fig.suptitle("Linear gain of attention on N(0, sI): Sinkhorn (—) vs softmax (--), closed forms as lines")
+    fig.suptitle("Attention gain on N(0, sI): Sinkhorn (—), softmax (--); lines = closed forms", fontsize=9)
     return [save_figure(fig, outdir, "sinkhorn_gaussian")]
 
 
