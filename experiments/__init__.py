@@ -17,6 +17,7 @@ REGISTRY = {
     "sinkformer-heat": "experiments.sinkformer_heat",
     "normalizations": "experiments.normalizations",
     "sinkformer-phase-diagram": "experiments.sinkformer_phase_diagram",
+    "long-context": "experiments.long_context",
 }
 
 

@@ -35,7 +35,7 @@ from sinkflow import theory
 from sinkflow.attention import Attention
 from sinkflow.checks import compare, status_check
 from sinkflow.entropy import kl_entropy
-from sinkflow.fields import attention_field, sinkformer
+from sinkflow.fields import attention_field
 from sinkflow.observables import close_pair_fraction
 from sinkflow.sinkhorn import sink_functional, sinkhorn
 from sinkflow.solve import solve, with_finiteness
@@ -76,7 +76,8 @@ PRESETS = {
 
 def _params(cfg: Config, model: str, beta):
     if model == "sinkformer":
-        return sinkformer(beta, epsilon=cfg.epsilon, mode=cfg.sinkhorn_mode, tau=float(cfg.tau), iterations=cfg.iterations, threshold=cfg.threshold, backend=cfg.backend)
+        # Q = K = I: c = β⟨x_i, x_j⟩ is symmetric
+        return Attention(beta=beta, normalization="sinkhorn", sinkhorn=cfg.sinkhorn_spec(cfg.epsilon, symmetric_kernel=True))
     return Attention(beta=beta, normalization="softmax" if model == "sa" else "none")
 
 
@@ -94,7 +95,7 @@ def make_cell(cfg: Config, static: dict):
         def observable(t, x, args):
             xh = normalize(x)
             c = beta * jnp.einsum("...id,...jd->...ij", xh, xh)
-            W, info = sinkhorn(c, cfg.sinkhorn_spec(jnp.asarray(cfg.epsilon, dtype)))
+            W, info = sinkhorn(c, cfg.sinkhorn_spec(jnp.asarray(cfg.epsilon, dtype), symmetric_kernel=True))
             return close_pair_fraction(xh, cfg.delta), kl_entropy(xh, metric="geodesic"), sink_functional(c, W, cfg.epsilon), info.error
 
         x0 = uniform(_common_key(cfg.seed, d, n, beta), (R, n), d, dtype)
@@ -132,10 +133,12 @@ def plot(ds, outdir):
     paths = []
     for n in ds["n"].values:
         dims = ds["d"].values
-        fig, axes = new_figure(len(models) + 1, len(dims), size=(3.0, 2.5), sharey="row")
+        fig, axes = new_figure(len(models) + 1, len(dims), size=(3.0, 2.5))
         for r, m in enumerate(models):
             for c, d in enumerate(dims):
                 ax = axes[r][c]
+                if c > 0:
+                    ax.sharey(axes[r][0])
                 mesh = ax.pcolormesh(t, betas, ds["P"].sel(model=m, d=d, n=n).values, vmin=0, vmax=1, cmap="viridis", shading="nearest")
                 if m in ("sa", "usa"):
                     fine = np.linspace(float(betas.min()), float(betas.max()), 100)
@@ -148,9 +151,16 @@ def plot(ds, outdir):
         b = betas[len(betas) // 2]
         for c, d in enumerate(dims):
             ax = axes[-1][c]
+            lo = np.inf
             for k, m in enumerate(models):
-                ax.plot(t, ds["entropy"].sel(model=m, d=d, n=n, beta=b).values, color=f"C{k}", label=f"{m}: KL entropy")
+                H = ds["entropy"].sel(model=m, d=d, n=n, beta=b).values
+                ax.plot(t, H, color=f"C{k}", label=f"{m}")
+                lo = min(lo, float(np.nanmin(H)))
+            h0 = float(np.nanmax(ds["entropy"].sel(d=d, n=n, beta=b).isel(t=0).values))
+            ax.set_ylim(max(lo, h0 - 12.0) - 0.5, h0 + 1.0)  # collapse sends Ĥ → −∞ (float32 round-off beyond)
+            ax.set_ylabel("KL entropy (—)", fontsize=8)
             ax2 = ax.twinx()
+            ax2.set_ylabel("F(μ) (⋯)", fontsize=8)
             for k, m in enumerate(models):
                 ax2.plot(t, ds["sink_F"].sel(model=m, d=d, n=n, beta=b).values, color=f"C{k}", ls=":", lw=1)
             ax.set_xlabel("t")

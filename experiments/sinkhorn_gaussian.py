@@ -70,7 +70,7 @@ def make_cell(cfg: Config, static: dict):
 
     def gains(x, eps):
         c = -sq_distances(x)
-        Ws, info = sinkhorn(c, cfg.sinkhorn_spec(eps))
+        Ws, info = sinkhorn(c, cfg.sinkhorn_spec(eps, symmetric_kernel=True))
         Wm, _ = sinkhorn(c, Sinkhorn(epsilon=eps, mode="fixed", iterations=1))
         xx = jnp.sum(x * x)
         fit = lambda W: jnp.sum((W @ x) * x) / xx  # noqa: E731

@@ -36,12 +36,13 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .sinkhorn import Sinkhorn, sinkhorn
 
 __all__ = [
     "Attention",
+    "attend_rows",
     "NORMALIZATIONS",
     "logits",
     "attention_matrix",
@@ -151,6 +152,29 @@ def attend(x: Float[Array, "... n d"], p: Attention, *, unit: bool = False) -> F
     flat = x.reshape((-1, n, x.shape[-1]))
     out = jax.vmap(lambda y: _attend_chunked(y, p))(flat)
     return out.reshape((*batch, n, x.shape[-1]))
+
+
+def attend_rows(x: Float[Array, "... n d"], p: Attention, rows: Int[Array, " r"]) -> Float[Array, "... r d"]:
+    """out_i for the query rows ``rows`` only, against all n keys: O(r·n·d) work and memory.
+
+    For observables of a few tokens at large n (the long-context study reads two
+    outputs among n = 10⁴ equiangular tokens). Softmax and 1/n normalisations;
+    Sinkhorn needs every row and is refused.
+    """
+    if p.normalization == "sinkhorn":
+        raise ValueError("attend_rows: Sinkhorn normalises columns over every query row; use attend().")
+    rows = jnp.asarray(rows)
+    q, k = _qk(x, p)
+    n = x.shape[-2]
+    lg = p.beta * jnp.einsum("...id,...jd->...ij", q[..., rows, :], k)
+    allowed = _allowed(p, n, rows=rows)
+    if allowed is not None:
+        lg = jnp.where(allowed, lg, -jnp.inf)
+    shift = jax.lax.stop_gradient(jnp.max(lg, axis=-1, keepdims=True))
+    shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
+    e = jnp.exp(lg - shift)
+    w = e / jnp.sum(e, axis=-1, keepdims=True) if p.normalization == "softmax" else e * (jnp.exp(shift) / n)
+    return p.value_scale * _apply_v(jnp.einsum("...ij,...jd->...id", w, x), p)
 
 
 def _apply_v(y: Array, p: Attention) -> Array:

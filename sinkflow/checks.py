@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .store import atomic_write_bytes
 
-__all__ = ["Check", "table", "save", "compare", "status_check", "extrapolate_inverse_n"]
+__all__ = ["Check", "table", "save", "compare", "status_check", "extrapolate_inverse_n", "richardson_inverse_n", "worst_case"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,3 +109,39 @@ def extrapolate_inverse_n(values, se, n) -> tuple[float, float]:
     cov = np.linalg.inv(A.T @ (A * w[:, None]))
     coef = cov @ (A.T @ (w * values))
     return float(coef[0]), float(np.sqrt(cov[0, 0]))
+
+
+def richardson_inverse_n(values, se, n) -> tuple[float, float, float]:
+    """Richardson extrapolation to n = ∞ on the two largest n, assuming y(n) = y_∞ + a/n locally.
+
+    Returns (y_∞, its standard error, an estimate of its extrapolation error): the
+    change of the Richardson value from the previous pair of n (0 with two n).
+    For biases that are 1/n only up to slowly varying factors (e.g. the
+    (log n)^k/n of kernel particle methods whose Gaussian tails are sparsely
+    sampled), this is the honest error bar, where a global 1/n fit would claim a
+    precision it does not have. With a single n it returns (y, se, 0).
+    """
+    import numpy as np
+
+    values, se, n = (np.asarray(a, float) for a in (values, se, n))
+    order = np.argsort(n)
+    values, se, n = values[order], se[order], n[order]
+    if n.size == 1:
+        return float(values[0]), float(se[0]), 0.0
+
+    def pair(i, j):
+        w1, w2 = n[i] / (n[j] - n[i]), n[j] / (n[j] - n[i])  # y_∞ = w2·y_j − w1·y_i
+        return w2 * values[j] - w1 * values[i], math.hypot(w2 * se[j], w1 * se[i])
+
+    y, e = pair(-2, -1)
+    model = abs(y - pair(-3, -2)[0]) if n.size >= 3 else 0.0
+    return float(y), float(e), float(model)
+
+
+def worst_case(rows) -> tuple[float, str]:
+    """The (score, detail) with the largest score from an iterable of them; (−inf, "") if empty."""
+    best = (-math.inf, "")
+    for score, detail in rows:
+        if score > best[0]:
+            best = (float(score), detail)
+    return best

@@ -55,8 +55,8 @@ def usa(beta, **kwargs) -> Attention:
 def sinkformer(beta, epsilon=1.0, **kwargs) -> Attention:
     """Parameters of the Sinkformer on the sphere: logits β⟨Qx_i, Kx_j⟩, kernel exp(logits/ε),
     Sinkhorn-normalised. Keywords of :class:`sinkflow.sinkhorn.Sinkhorn` (mode, tau,
-    iterations, threshold, backend) are split off; the rest go to :class:`Attention`."""
-    sk_keys = {"mode", "tau", "iterations", "threshold", "backend"}
+    iterations, threshold, backend, symmetric) are split off; the rest go to :class:`Attention`."""
+    sk_keys = {"mode", "tau", "iterations", "threshold", "backend", "symmetric"}
     sk = {k: kwargs.pop(k) for k in list(kwargs) if k in sk_keys}
     return Attention(beta=beta, normalization="sinkhorn", sinkhorn=Sinkhorn(epsilon=epsilon, **sk), **kwargs)
 

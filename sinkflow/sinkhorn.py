@@ -17,6 +17,14 @@ Modes (``Sinkhorn.mode``):
   with weight τ = ``tau`` ∈ (0, 1] (ott-jax's ``tau_b``; ρ = ετ/(1−τ)): the column
   update is v ← τ(log b − LSE_i(log K⁰_ij + u_i)). τ = 1 is balanced, τ → 0 is
   softmax. Converged when the column potential moves by ≤ ``threshold``.
+  With ``symmetric=True`` (for a symmetric kernel, c = cᵀ and a symmetric or no
+  mask: the heat flow's −‖x_i − x_j‖², or β⟨Qx_i, Kx_j⟩ with QᵀK symmetric) the
+  loop is the averaged symmetric fixed point f ← ½(f + T(f)),
+  T(f)_i = −log n − LSE_j(log K⁰_ij + f_j) (Knight 2008; Feydy et al. 2019), whose
+  fixed point P = diag(e^f) K⁰ diag(e^f) is doubly stochastic; one row update
+  ends it, so rows are exact. On Gaussian clouds at small ε it needs far fewer
+  iterations than alternation (measured in ``tests/test_sinkhorn.py``). On a
+  non-symmetric kernel it does not converge, and ``converged`` says so.
 - ``"fixed"``: exactly k = ``iterations`` alternating normalisations, rows first;
   k = 1 is the row softmax (tested), k even ends on a column normalisation.
 
@@ -74,6 +82,7 @@ class Sinkhorn(eqx.Module):
     iterations: int = eqx.field(static=True, default=1000)
     threshold: float = eqx.field(static=True, default=1e-6)
     backend: str = eqx.field(static=True, default="native")
+    symmetric: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         if self.mode not in MODES:
@@ -90,6 +99,8 @@ class Sinkhorn(eqx.Module):
             raise ValueError("Sinkhorn(mode='balanced') uses tau = 1; for a relaxed column marginal use mode='unbalanced'.")
         if self.mode == "fixed" and self.backend == "ott":
             raise ValueError("Sinkhorn(mode='fixed') runs k normalisations exactly and is native only; use backend='native'.")
+        if self.symmetric and (self.mode != "balanced" or self.backend != "native"):
+            raise ValueError("Sinkhorn(symmetric=True) is the averaged iteration for a symmetric kernel: mode='balanced', backend='native' only.")
         if isinstance(self.epsilon, (int, float)) and not (self.epsilon > 0 and math.isfinite(self.epsilon)):
             raise ValueError(f"Sinkhorn(epsilon={self.epsilon!r}) must be a finite number > 0.")
 
@@ -187,6 +198,8 @@ def _native(log_k: Float[Array, "n n"], spec: Sinkhorn):
         info = SinkhornInfo(jnp.asarray(k, jnp.int32), marginal_error(W), jnp.zeros((), dtype), jnp.asarray(True))
         return W, info
 
+    if spec.symmetric:
+        return _native_symmetric(log_k, spec)
     tau = spec.tau
     pairs = max((spec.iterations - 1) // 2, 1)
 
@@ -211,6 +224,28 @@ def _native(log_k: Float[Array, "n n"], spec: Sinkhorn):
     u, v, r, it = eqxi.while_loop(cond, body, init, max_steps=pairs, kind="checkpointed")
     W = _plan(log_k, u, v)
     info = SinkhornInfo((1 + 2 * it).astype(jnp.int32), marginal_error(W), r, r <= spec.threshold)
+    return W, info
+
+
+def _native_symmetric(log_k: Float[Array, "n n"], spec: Sinkhorn):
+    n = log_k.shape[-1]
+    dtype = log_k.dtype
+
+    def cond(state):
+        return state[1] > spec.threshold
+
+    def body(state):
+        f, _, it = state
+        f = 0.5 * (f + _row(log_k, f))
+        return f, marginal_error(_plan(log_k, f, f)), it + 1
+
+    f0 = _row(log_k, jnp.zeros((n,), dtype))
+    init = (f0, marginal_error(_plan(log_k, f0, f0)), jnp.asarray(0))
+    f, r, it = eqxi.while_loop(cond, body, init, max_steps=max(spec.iterations - 2, 1), kind="checkpointed")
+    u = _row(log_k, f)
+    W = _plan(log_k, u, f)
+    err = marginal_error(W)
+    info = SinkhornInfo((2 + it).astype(jnp.int32), err, err, err <= spec.threshold)
     return W, info
 
 

@@ -54,17 +54,21 @@ class SinkhornFields(StudyConfig):
     iterations: int = param(2000, "max Sinkhorn normalisations (balanced/unbalanced) or exactly k (fixed)", kind=int)
     threshold: float = param(1e-6, "Sinkhorn stopping threshold on the L1 marginal error", kind=float)
     backend: str = param("native", "Sinkhorn implementation: native (log-domain loop) or ott (ott-jax)", kind=str, choices=BACKENDS)
+    symmetric: str = param("auto", "averaged symmetric Sinkhorn loop: auto (when balanced, native and the study's kernel is symmetric), on, off", kind=str, choices=("auto", "on", "off"))
 
-    def sinkhorn_spec(self, epsilon) -> Sinkhorn:
-        return Sinkhorn(epsilon=epsilon, mode=self.sinkhorn_mode, tau=float(self.tau), iterations=int(self.iterations), threshold=float(self.threshold), backend=self.backend)
+    def sinkhorn_spec(self, epsilon, *, symmetric_kernel: bool = False) -> Sinkhorn:
+        """The Sinkhorn options at ``epsilon``; ``symmetric_kernel`` says the caller's similarity is symmetric (enables ``auto``)."""
+        auto = symmetric_kernel and self.sinkhorn_mode == "balanced" and self.backend == "native"
+        sym = self.symmetric == "on" or (self.symmetric == "auto" and auto)
+        return Sinkhorn(epsilon=epsilon, mode=self.sinkhorn_mode, tau=float(self.tau), iterations=int(self.iterations), threshold=float(self.threshold), backend=self.backend, symmetric=sym)
 
     def sinkhorn_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("sinkhorn_mode", "tau", "iterations", "threshold", "backend")}
+        return {k: getattr(self, k) for k in ("sinkhorn_mode", "tau", "iterations", "threshold", "backend", "symmetric")}
 
     def __post_init__(self):
         super().__post_init__()
         try:
-            self.sinkhorn_spec(1.0)
+            self.sinkhorn_spec(1.0, symmetric_kernel=True)
         except ValueError as e:
             raise ValueError(f"Sinkhorn options: {e}") from None
 

@@ -19,6 +19,11 @@ For accuracy use float64 (``jax.config.update("jax_enable_x64", True)``).
   GLPR Lemma 6.4). Derived here: at the minimising pair (i, j),
   d/dt⟨x_i,x_j⟩ ≥ (w_ij + w_ji)(1 − α²) and w_ij ≥ e^{β(α−1)}/n (SA) or e^{βα}/n
   (USA), giving λ = (2/n)(1 + α₀)e^{−β(1−α₀)} (SA), (2/n)(1 + α₀)e^{βα₀} (USA).
+- :func:`long_context_cosine`, :func:`long_context_limit`, :func:`long_context_rate`:
+  one softmax attention layer on n equiangular inputs (cosine ρ) at β = γ log n
+  (MF long-context transition): the exact output cosine, its n → ∞ limit
+  (1, 4ρ/(1+3ρ) or ρ as κ = γ(1−ρ) <, =, > 1) and the power n^{−p} at which it
+  is approached (derived: p = 2(1−κ), 1, κ−1; the self-weight ratio a/b = n^κ).
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ __all__ = [
     "wendel",
     "local_rate",
     "cone_collapse_rate",
+    "long_context_cosine",
+    "long_context_limit",
+    "long_context_rate",
 ]
 
 MODELS = ("sa", "usa")
@@ -145,3 +153,40 @@ def cone_collapse_rate(alpha0, beta, n, model: str = "sa"):
 
 
 
+
+
+def long_context_cosine(n, rho, beta):
+    """Exact cosine between two outputs of one softmax layer (Q = K = V = I) on n equiangular inputs ⟨x_i, x_j⟩ = ρ.
+
+    With Z = e^β + (n−1)e^{βρ}, a = e^β/Z, b = e^{βρ}/Z (MF):
+    cos_n = [ρ + (1−ρ)(2ab + (n−2)b²)] / [ρ + (1−ρ)(a² + (n−1)b²)].
+    Computed with q = e^{−β(1−ρ)} so that e^β never overflows (n up to 1e12 and β ≫ 700 are fine).
+    """
+    n, rho, beta = (jnp.asarray(v, float) for v in (n, rho, beta))
+    q = jnp.exp(-beta * (1.0 - rho))
+    a = 1.0 / (1.0 + (n - 1.0) * q)
+    b = q * a
+    num = rho + (1.0 - rho) * (2.0 * a * b + (n - 2.0) * b * b)
+    den = rho + (1.0 - rho) * (a * a + (n - 1.0) * b * b)
+    return num / den
+
+
+def long_context_limit(rho, gamma):
+    """lim_{n→∞} cos_n at β = γ log n: 1 if γ(1−ρ) < 1, 4ρ/(1+3ρ) if = 1, ρ if > 1."""
+    kappa = float(gamma) * (1.0 - float(rho))
+    if math.isclose(kappa, 1.0, rel_tol=1e-12):
+        return 4.0 * rho / (1.0 + 3.0 * rho)
+    return 1.0 if kappa < 1.0 else float(rho)
+
+
+def long_context_rate(rho, gamma) -> float:
+    """Exponent p of |cos_n − limit| ~ n^{−p}, κ = γ(1−ρ) (derived): 2(1−κ) for κ < 1, 1 at κ = 1, κ − 1 for κ > 1.
+
+    With a = weight on itself and b on each other token, a/b = n^κ. For κ < 1,
+    1 − cos_n = (1−ρ)(a − b)²/den with a ~ n^{κ−1}; for κ > 1 the self-weight
+    deficit 1 − a ~ n^{1−κ} enters linearly.
+    """
+    kappa = float(gamma) * (1.0 - float(rho))
+    if math.isclose(kappa, 1.0, rel_tol=1e-12):
+        return 1.0
+    return 2.0 * (1.0 - kappa) if kappa < 1.0 else kappa - 1.0

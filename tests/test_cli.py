@@ -12,9 +12,10 @@ TINY = {
     "histograms": ["--d", "2,4", "--n", "4", "--beta", "1", "--realizations", "16", "--T", "20", "--n-times", "3", "--bins", "10"],
     "energy": ["--model", "sa,usa-repulsive", "--beta", "1", "--n", "5", "--T", "2", "--n-times", "11"],
     "sinkhorn-gaussian": ["--s", "1", "--epsilon", "1,2", "--dim", "1", "--n", "100,200", "--realizations", "8"],
-    "sinkformer-heat": ["--dim", "1", "--n", "80", "--epsilon", "0.5", "--realizations", "4", "--T", "0.5", "--n-times", "3", "--dt", "0.125"],
+    "sinkformer-heat": ["--dim", "1", "--n", "60,120,240", "--epsilon", "0.5", "--realizations", "4", "--T", "0.5", "--n-times", "3", "--dt", "0.125"],
     "normalizations": ["--n", "6", "--beta", "1,3", "--K", "60", "--realizations", "4"],
     "sinkformer-phase-diagram": ["--d", "2,8", "--n", "8", "--beta", "0,2", "--realizations", "4", "--T", "4", "--n-times", "5"],
+    "long-context": ["--n", "8,32,128", "--gamma", "1,2,3"],
 }
 
 

@@ -186,3 +186,28 @@ def test_iterate_errors_match_fixed_iterations_and_obey_birkhoff_rate():
     odd = np.asarray(cols[0::2])
     rate = (odd[15] / odd[5]) ** (1 / 10)  # asymptotic linear rate per pair (any norm)
     assert 0 < rate <= lam**2, (rate, lam**2)
+
+
+def test_symmetric_loop_matches_alternation_and_is_much_faster_on_a_gaussian_cloud():
+    from sinkflow.fields import sq_distances
+
+    x = jax.random.normal(jax.random.key(3), (120, 2), jnp.float64)
+    c = -sq_distances(x)
+    Wa, ia = sinkhorn(c, Sinkhorn(epsilon=0.5, threshold=1e-11, iterations=50000))
+    Ws, is_ = sinkhorn(c, Sinkhorn(epsilon=0.5, threshold=1e-11, iterations=50000, symmetric=True))
+    assert bool(ia.converged) and bool(is_.converged)
+    np.testing.assert_allclose(Ws, Wa, atol=1e-9)  # the doubly stochastic scaling is unique
+    np.testing.assert_allclose(Ws.sum(-1), 1.0, atol=1e-14)  # ends on a row update
+    assert int(is_.iterations) * 5 < int(ia.iterations)  # measured 26 vs ~300
+    # at small ε alternation stalls (slow mixing of the Gaussian kernel); the averaged loop does not
+    _, ia = sinkhorn(c, Sinkhorn(epsilon=0.1, threshold=1e-9, iterations=2000))
+    _, is_ = sinkhorn(c, Sinkhorn(epsilon=0.1, threshold=1e-9, iterations=2000, symmetric=True))
+    assert not bool(ia.converged) and bool(is_.converged) and int(is_.iterations) < 100
+    # a non-symmetric kernel is reported as not converged, never silently accepted
+    cn = c + 0.5 * jax.random.normal(jax.random.key(4), c.shape, jnp.float64)
+    _, bad = sinkhorn(cn, Sinkhorn(epsilon=0.5, threshold=1e-9, iterations=500, symmetric=True))
+    assert not bool(bad.converged)
+    with pytest.raises(ValueError, match="symmetric"):
+        Sinkhorn(mode="unbalanced", tau=0.5, symmetric=True)
+    with pytest.raises(ValueError, match="symmetric"):
+        Sinkhorn(backend="ott", symmetric=True)
