@@ -18,6 +18,7 @@ REGISTRY = {
     "normalizations": "experiments.normalizations",
     "sinkformer-phase-diagram": "experiments.sinkformer_phase_diagram",
     "long-context": "experiments.long_context",
+    "normalization": "experiments.normalization",
 }
 
 

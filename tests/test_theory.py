@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -81,3 +82,28 @@ def test_rates_and_bad_model():
     np.testing.assert_allclose(theory.local_rate(3.0, "usa"), 2 * np.exp(3.0))
     with pytest.raises(ValueError, match="model"):
         theory.transition_time(1.0, 4, 0.1, "ssa")
+
+
+def test_long_context_formula_against_a_direct_layer_and_published_values():
+    from sinkflow.attention import Attention, attend, attend_rows
+    from sinkflow.sphere import equiangular
+
+    n, rho, gamma = 40, 0.3, 1.7
+    beta = gamma * np.log(n)
+    x = equiangular(n, n + 3, rho, key=jax.random.key(0), dtype=jnp.float64)  # a rotated realisation
+    y = attend(x, Attention(beta=beta))
+    cos = float(y[0] @ y[1] / (jnp.linalg.norm(y[0]) * jnp.linalg.norm(y[1])))
+    assert abs(cos - float(theory.long_context_cosine(n, rho, beta))) < 1e-13
+    np.testing.assert_allclose(attend_rows(x, Attention(beta=beta), jnp.array([5, 1])), y[jnp.array([5, 1])], atol=1e-14)
+    for m, v in ((1e2, 0.8028), (1e4, 0.80003), (1e8, 0.8000)):
+        assert abs(float(theory.long_context_cosine(m, 0.5, 2 * np.log(m))) - v) < 0.5 * 10 ** -(len(str(v).split(".")[1]))
+
+
+@pytest.mark.parametrize("gamma", [1.0, 2.0, 3.0])
+def test_long_context_limits_are_approached_at_the_derived_power(gamma):
+    ns = np.logspace(6, 12, 13)
+    c = np.asarray(theory.long_context_cosine(ns, 0.5, gamma * np.log(ns)))
+    gap = np.abs(c - theory.long_context_limit(0.5, gamma))
+    slope = np.polyfit(np.log(ns), np.log(gap), 1)[0]
+    assert abs(slope + theory.long_context_rate(0.5, gamma)) < 0.02
+    assert theory.long_context_limit(0.5, 2.0) == pytest.approx(0.8)
