@@ -19,6 +19,7 @@ REGISTRY = {
     "sinkformer-phase-diagram": "experiments.sinkformer_phase_diagram",
     "long-context": "experiments.long_context",
     "normalization": "experiments.normalization",
+    "usa-rates": "experiments.usa_rates",
 }
 
 

@@ -19,6 +19,11 @@ For accuracy use float64 (``jax.config.update("jax_enable_x64", True)``).
   GLPR Lemma 6.4). Derived here: at the minimising pair (i, j),
   d/dt⟨x_i,x_j⟩ ≥ (w_ij + w_ji)(1 − α²) and w_ij ≥ e^{β(α−1)}/n (SA) or e^{βα}/n
   (USA), giving λ = (2/n)(1 + α₀)e^{−β(1−α₀)} (SA), (2/n)(1 + α₀)e^{βα₀} (USA).
+- :func:`usa_corrected_step`: the authors' time-rescaled USA layer step
+  η = h / max(√β e^{β−½}, 1); :func:`layer_log_contraction`: per-layer change of
+  log(1 − ρ) near consensus for the projected Euler layer x ← normalize(x + η·f(x)),
+  2 log|1 − η·rate/2| (derived: token differences obey y ↦ (1 − η·rate/2) y to
+  first order, rate = :func:`local_rate`); unstable where η·rate/2 > 2.
 - :func:`long_context_cosine`, :func:`long_context_limit`, :func:`long_context_rate`:
   one softmax attention layer on n equiangular inputs (cosine ρ) at β = γ log n
   (MF long-context transition): the exact output cosine, its n → ∞ limit
@@ -46,6 +51,8 @@ __all__ = [
     "wendel",
     "local_rate",
     "cone_collapse_rate",
+    "usa_corrected_step",
+    "layer_log_contraction",
     "long_context_cosine",
     "long_context_limit",
     "long_context_rate",
@@ -190,3 +197,15 @@ def long_context_rate(rho, gamma) -> float:
     if math.isclose(kappa, 1.0, rel_tol=1e-12):
         return 1.0
     return 2.0 * (1.0 - kappa) if kappa < 1.0 else kappa - 1.0
+
+
+def usa_corrected_step(h, beta):
+    """η = h / max(√β e^{β−½}, 1): the USA layer step rescaled by max_θ β e^{β cos θ} sin θ ≈ √β e^{β−½}
+    (the Lipschitz constant of the pairwise USA interaction for large β), as in the authors' scripts."""
+    beta = jnp.asarray(beta, float)
+    return h / jnp.maximum(jnp.sqrt(beta) * jnp.exp(beta - 0.5), 1.0)
+
+
+def layer_log_contraction(eta, beta, model: str = "sa"):
+    """Per-layer change of log(1 − ρ) near consensus for x ← normalize(x + η f(x)): 2 log|1 − η·rate/2|."""
+    return 2.0 * jnp.log(jnp.abs(1.0 - eta * local_rate(beta, model) / 2.0))

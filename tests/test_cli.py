@@ -16,6 +16,7 @@ TINY = {
     "normalizations": ["--n", "6", "--beta", "1,3", "--K", "60", "--realizations", "4"],
     "sinkformer-phase-diagram": ["--d", "2,8", "--n", "8", "--beta", "0,2", "--realizations", "4", "--T", "4", "--n-times", "5"],
     "long-context": ["--n", "8,32,128", "--gamma", "1,2,3"],
+    "usa-rates": ["--beta", "0,1,3", "--realizations", "2", "--layers", "200", "--n-times", "151"],
     "normalization": ["--n", "4", "--d", "4", "--scheme", "post-ln,pre-ln,sqrt", "--realizations", "2", "--T", "1000", "--n-times", "121"],
 }
 

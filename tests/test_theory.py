@@ -107,3 +107,33 @@ def test_long_context_limits_are_approached_at_the_derived_power(gamma):
     slope = np.polyfit(np.log(ns), np.log(gap), 1)[0]
     assert abs(slope + theory.long_context_rate(0.5, gamma)) < 0.02
     assert theory.long_context_limit(0.5, 2.0) == pytest.approx(0.8)
+
+
+def test_usa_layer_map_two_tokens_on_the_circle_against_numpy():
+    """The projected Euler USA layer for n = 2 in d = 2, iterated in plain numpy, vs sinkflow's
+    solve(euler, project=normalize) and the per-layer contraction 2 log|1 − η·rate/2|."""
+    from sinkflow.attention import Attention
+    from sinkflow.fields import attention_field
+    from sinkflow.solve import SolverConfig, solve
+    from sinkflow.sphere import normalize
+
+    beta, h = 1.5, 0.1
+    eta = float(theory.usa_corrected_step(h, beta))
+    assert eta == pytest.approx(h / (np.sqrt(beta) * np.exp(beta - 0.5)))
+    assert float(theory.usa_corrected_step(h, 0.2)) == h  # max(·, 1) keeps small-β steps
+    x = np.array([[1.0, 0.0], [np.cos(0.3), np.sin(0.3)]])
+    traj = [x]
+    for _ in range(60):
+        w = np.exp(beta * x @ x.T) / 2.0
+        a = w @ x
+        f = a - np.sum(a * x, axis=1, keepdims=True) * x
+        x = x + eta * f
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        traj.append(x)
+    traj = np.array(traj)
+    sol = solve(attention_field, jnp.asarray(traj[0]), np.arange(61.0), Attention(beta=beta, normalization="none", value_scale=eta),
+                config=SolverConfig(method="euler", dt=1.0), observable=lambda t, y, a: y, project=normalize)
+    np.testing.assert_allclose(np.asarray(sol.ys), traj, atol=1e-13)
+    gap = 1.0 - np.sum(traj[:, 0] * traj[:, 1], axis=1)
+    per_layer = np.diff(np.log(gap))[-10:]
+    np.testing.assert_allclose(per_layer, float(theory.layer_log_contraction(eta, beta, "usa")), rtol=2e-3)
