@@ -20,6 +20,7 @@ REGISTRY = {
     "long-context": "experiments.long_context",
     "normalization": "experiments.normalization",
     "usa-rates": "experiments.usa_rates",
+    "noisy": "experiments.noisy",
 }
 
 
