@@ -35,7 +35,6 @@ import numpy as np
 from sinkflow import theory
 from sinkflow.attention import Attention, attend_rows
 from sinkflow.checks import compare, worst_case
-from sinkflow.sphere import equiangular
 from sinkflow.study import Study, StudyConfig, check_values, param
 from sinkflow.studykit import float_dtype, new_figure, save_figure
 
