@@ -64,7 +64,7 @@ def make_cell(cfg: Config, static: dict):
 
     def one(x, beta, eps):
         c = beta * x @ x.T
-        Kinf, info = sinkhorn(c, cfg.sinkhorn_spec(eps, symmetric_kernel=True))
+        Kinf, info = sinkhorn(c, cfg.sinkhorn_spec(eps))  # bounded kernel on the sphere: alternation is fast
         rows, cols = iterate_errors(c, eps, cfg.K)
         return c, Kinf, info, rows, cols, hilbert_contraction(c, eps), sink_functional(c, Kinf, eps)
 

@@ -76,8 +76,9 @@ PRESETS = {
 
 def _params(cfg: Config, model: str, beta):
     if model == "sinkformer":
-        # Q = K = I: c = β⟨x_i, x_j⟩ is symmetric
-        return Attention(beta=beta, normalization="sinkhorn", sinkhorn=cfg.sinkhorn_spec(cfg.epsilon, symmetric_kernel=True))
+        # c = β⟨x_i, x_j⟩ is symmetric but bounded (|c| ≤ β): alternation converges in ~5 iterations and
+        # beats the averaged loop (benchmarks/sinkformer.py), so auto does not switch it on here
+        return Attention(beta=beta, normalization="sinkhorn", sinkhorn=cfg.sinkhorn_spec(cfg.epsilon))
     return Attention(beta=beta, normalization="softmax" if model == "sa" else "none")
 
 
@@ -95,7 +96,7 @@ def make_cell(cfg: Config, static: dict):
         def observable(t, x, args):
             xh = normalize(x)
             c = beta * jnp.einsum("...id,...jd->...ij", xh, xh)
-            W, info = sinkhorn(c, cfg.sinkhorn_spec(jnp.asarray(cfg.epsilon, dtype), symmetric_kernel=True))
+            W, info = sinkhorn(c, cfg.sinkhorn_spec(jnp.asarray(cfg.epsilon, dtype)))
             return close_pair_fraction(xh, cfg.delta), kl_entropy(xh, metric="geodesic"), sink_functional(c, W, cfg.epsilon), info.error
 
         x0 = uniform(_common_key(cfg.seed, d, n, beta), (R, n), d, dtype)
