@@ -35,6 +35,7 @@ import numpy as np
 from sinkflow import theory
 from sinkflow.attention import Attention, attend_rows
 from sinkflow.checks import compare, worst_case
+from sinkflow.sphere import equiangular_gram_root
 from sinkflow.study import Study, StudyConfig, check_values, param
 from sinkflow.studykit import float_dtype, new_figure, save_figure
 
@@ -66,19 +67,13 @@ def make_cell(cfg: Config, static: dict):
         del key  # deterministic
         rho, gamma = values["rho"].astype(dtype), values["gamma"].astype(dtype)
         beta = gamma * math.log(n)
-        x = _equiangular_traced(n, rho, dtype)
+        x = equiangular_gram_root(n, rho, dtype)  # sphere.equiangular with d = n and ρ traced
         y = attend_rows(x, Attention(beta=beta), jnp.arange(2))
         cos = jnp.dot(y[0], y[1]) / (jnp.linalg.norm(y[0]) * jnp.linalg.norm(y[1]))
         exact = theory.long_context_cosine(n, rho, beta).astype(dtype)
         return {"cos": cos, "cos_exact": exact, "beta": beta, "status": jnp.where(jnp.isfinite(cos), 0, 1).astype(jnp.int32)}
 
     return cell
-
-
-def _equiangular_traced(n, rho, dtype):
-    """:func:`sinkflow.sphere.equiangular` (d = n) with ρ a traced scalar: √(1−ρ)(I − J) + √(1+(n−1)ρ) J."""
-    J = jnp.full((n, n), 1.0 / n, dtype)
-    return jnp.sqrt(1.0 - rho) * (jnp.eye(n, dtype=dtype) - J) + jnp.sqrt(1.0 + (n - 1) * rho) * J
 
 
 def _cfg(ds):

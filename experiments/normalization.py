@@ -43,7 +43,8 @@ import numpy as np
 
 from sinkflow.attention import Attention
 from sinkflow.checks import compare, status_check, worst_case
-from sinkflow.layernorm import SCHEMES, LayerNorm, equiangular_path, layernorm_field, one_minus_cosine
+from sinkflow.layernorm import SCHEMES, LayerNorm, equiangular_path, layernorm_field
+from sinkflow.observables import one_minus_cosine
 from sinkflow.solve import solve, with_finiteness
 from sinkflow.sphere import orthonormal_frame, uniform
 from sinkflow.study import Study, check_values, param, require

@@ -43,7 +43,7 @@ from sinkflow import theory
 from sinkflow.attention import Attention
 from sinkflow.checks import compare, status_check, worst_case
 from sinkflow.fields import attention_field
-from sinkflow.layernorm import one_minus_cosine
+from sinkflow.observables import one_minus_cosine
 from sinkflow.solve import SolverConfig, solve, with_finiteness
 from sinkflow.sphere import cone, equiangular, normalize
 from sinkflow.study import Study, check_values, param, require

@@ -37,7 +37,7 @@ from jaxtyping import Array, Float
 
 from .attention import Attention, attend
 
-__all__ = ["SCHEMES", "LayerNorm", "layernorm_field", "speed_and_radial", "equiangular_path", "one_minus_cosine"]
+__all__ = ["SCHEMES", "LayerNorm", "layernorm_field", "speed_and_radial", "equiangular_path"]
 
 SCHEMES = ("post-ln", "pre-ln", "mix-ln", "peri-ln", "ngpt", "sqrt")
 
@@ -83,14 +83,6 @@ def layernorm_field(t, x: Float[Array, "... n d"], p: LayerNorm) -> Float[Array,
     nA = jnp.linalg.norm(A, axis=-1, keepdims=True)
     s, rdot = speed_and_radial(t, r, tA, nA, p)
     return rdot * theta + (r / s) * (A - tA * theta)
-
-
-def one_minus_cosine(x: Float[Array, "... n d"]) -> Float[Array, "..."]:
-    """Mean over pairs i ≠ j of 1 − ⟨θ_i, θ_j⟩ = ‖θ_i − θ_j‖²/2 (accurate to relative precision near consensus)."""
-    theta = x / jnp.linalg.norm(x, axis=-1, keepdims=True)
-    n = x.shape[-2]
-    diff = theta[..., :, None, :] - theta[..., None, :, :]
-    return jnp.sum(diff * diff, axis=(-3, -2, -1)) / (2.0 * n * (n - 1))
 
 
 def _equiangular_moments(rho, beta, n):

@@ -23,6 +23,7 @@ from jaxtyping import Array, Float
 from .sphere import normalize
 
 __all__ = [
+    "one_minus_cosine",
     "pairwise_cosines",
     "close_pair_fraction",
     "cluster_count",
@@ -97,3 +98,11 @@ def offdiag_cosine_stats(x: Float[Array, "... n d"]) -> tuple[Array, Array, Arra
     lo = jnp.min(jnp.where(off, c, jnp.inf), axis=(-2, -1))
     hi = jnp.max(jnp.where(off, c, -jnp.inf), axis=(-2, -1))
     return mean, lo, hi
+
+
+def one_minus_cosine(x: Float[Array, "... n d"]) -> Float[Array, "..."]:
+    """Mean over pairs i ≠ j of 1 − ⟨θ_i, θ_j⟩ = ‖θ_i − θ_j‖²/2 (accurate to relative precision near consensus)."""
+    theta = x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+    n = x.shape[-2]
+    diff = theta[..., :, None, :] - theta[..., None, :, :]
+    return jnp.sum(diff * diff, axis=(-3, -2, -1)) / (2.0 * n * (n - 1))

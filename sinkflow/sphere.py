@@ -21,7 +21,6 @@ Special starts (each returns ``(n, d)`` unless a batch is requested):
 
 from __future__ import annotations
 
-import math
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +33,7 @@ __all__ = [
     "geodesic_distance",
     "orthonormal_frame",
     "equiangular",
+    "equiangular_gram_root",
     "regular_simplex",
     "hemisphere",
     "cone",
@@ -102,16 +102,22 @@ def equiangular(n: int, d: int, rho0: float, key: PRNGKeyArray | None = None, dt
         raise ValueError(f"equiangular needs n ≤ d, got n={n}, d={d}.")
     if not (-1.0 / (n - 1) - 1e-12 <= rho0 < 1.0):
         raise ValueError(f"equiangular needs ρ₀ in [−1/(n−1), 1) = [{-1.0 / (n - 1):.6g}, 1), got {rho0}.")
-    ones = jnp.ones((n, n), dtype=dtype) / n
-    eye = jnp.eye(n, dtype=dtype)
-    # G = (1−ρ₀)(I − J) + (1+(n−1)ρ₀) J with J = 11ᵀ/n an orthogonal projector, so
-    # G^{1/2} = √(1−ρ₀)(I − J) + √(1+(n−1)ρ₀) J.
-    lam_top = max(1.0 + (n - 1) * rho0, 0.0)
-    root = math.sqrt(1.0 - rho0) * (eye - ones) + math.sqrt(lam_top) * ones
+    root = equiangular_gram_root(n, rho0, dtype)
     x = jnp.concatenate([root, jnp.zeros((n, d - n), dtype=dtype)], axis=1)
     if key is not None:
         x = x @ random_orthogonal(key, d, dtype).T
     return x
+
+
+def equiangular_gram_root(n: int, rho, dtype=jnp.float32) -> Float[Array, "n n"]:
+    """G^{1/2} for G = (1−ρ)I + ρ11ᵀ, rows unit vectors with pairwise cosine ρ (ρ may be traced; no validation).
+
+    G = (1−ρ)(I − J) + (1+(n−1)ρ) J with J = 11ᵀ/n an orthogonal projector, so
+    G^{1/2} = √(1−ρ)(I − J) + √(1+(n−1)ρ) J.
+    """
+    J = jnp.full((n, n), 1.0 / n, dtype)
+    lam_top = jnp.maximum(1.0 + (n - 1) * jnp.asarray(rho, dtype), 0.0)
+    return jnp.sqrt(1.0 - jnp.asarray(rho, dtype)) * (jnp.eye(n, dtype=dtype) - J) + jnp.sqrt(lam_top) * J
 
 
 def regular_simplex(n: int, d: int, key: PRNGKeyArray | None = None, dtype=jnp.float32) -> Float[Array, "n d"]:
