@@ -9,6 +9,11 @@ tangent projection, so that the exact flow preserves norms and a
 - :func:`attention_field`: SA (``Attention(normalization="softmax")``), USA
   (``"none"``) and the Sinkformer on the sphere (``"sinkhorn"``):
   ẋ_i = P_{x_i}( Σ_j w_ij V x_j ), GLPR (SA)/(USA), SINK.
+- :func:`circle_field`: the same dynamics for d = 2 in angle coordinates,
+  θ_i' = ⟨e_{θ_i}, Attn(x)_i⟩ with x_i = (cos θ_i, sin θ_i) and e_θ = (−sin θ, cos θ);
+  with Q = K = V = I this is θ_i' = Σ_j w_ij sin(θ_j − θ_i) (MATH.md §1, the
+  circle model; USA at β = 0 is Kuramoto). No projection is needed, which suits
+  the implicit long-horizon solves of the metastability study.
 - :func:`heat_field`: the Sinkformer in R^d with the heat-flow scaling (MATH.md §2),
   ẋ_i = (σ/ε)(Σ_j W_ij x_j − x_i), W the normalised kernel exp(−‖x_i − x_j‖²/(wε)).
 
@@ -30,9 +35,9 @@ import jax.numpy as jnp
 
 from .attention import Attention, attend
 from .sinkhorn import Sinkhorn, sinkhorn
-from .sphere import normalize, project_tangent
+from .sphere import circle, normalize, project_tangent
 
-__all__ = ["attention_field", "sa", "usa", "sinkformer", "HeatFlow", "heat_field", "sq_distances"]
+__all__ = ["attention_field", "circle_field", "sa", "usa", "sinkformer", "HeatFlow", "heat_field", "sq_distances"]
 
 
 def attention_field(t, x: Float[Array, "... n d"], params: Attention) -> Float[Array, "... n d"]:
@@ -40,6 +45,14 @@ def attention_field(t, x: Float[Array, "... n d"], params: Attention) -> Float[A
     del t
     xh = normalize(x)
     return project_tangent(xh, attend(xh, params, unit=True))
+
+
+def circle_field(t, theta: Float[Array, "... n"], params: Attention) -> Float[Array, "... n"]:
+    """θ_i' = ⟨(−sin θ_i, cos θ_i), Attn(x)_i⟩, x_i = (cos θ_i, sin θ_i): :func:`attention_field` for d = 2 in angles."""
+    del t
+    x = circle(theta)
+    a = attend(x, params, unit=True)
+    return jnp.cos(theta) * a[..., 1] - jnp.sin(theta) * a[..., 0]
 
 
 def sa(beta, **kwargs) -> Attention:

@@ -15,6 +15,8 @@ Special starts (each returns ``(n, d)`` unless a batch is requested):
   ρ₀ ∈ (−1/(n−1), 1) (needs d ≥ n).
 - ``regular_simplex``: the equiangular start with ρ₀ = −1/(n−1), an (unstable)
   equilibrium of SA and USA.
+- ``circle``: the embedding θ ↦ (cos θ, sin θ) of angles on S¹ (the d = 2 case
+  in angle coordinates, see :func:`sinkflow.fields.circle_field`).
 - ``hemisphere``: uniform points conditioned on ⟨x, e₁⟩ > 0 (reflection), and
   ``cone``: uniform points in the spherical cap of angular radius θ around e₁.
 """
@@ -38,6 +40,7 @@ __all__ = [
     "hemisphere",
     "cone",
     "random_orthogonal",
+    "circle",
 ]
 
 _TINY = 1e-30
@@ -151,3 +154,8 @@ def cone(key: PRNGKeyArray, shape: tuple[int, ...], d: int, half_angle: float, d
 def _check_dim(d: int) -> None:
     if not isinstance(d, int) or d < 2:
         raise ValueError(f"the sphere S^{{d-1}} needs an integer dimension d ≥ 2, got d={d!r}.")
+
+
+def circle(theta: Float[Array, "..."]) -> Float[Array, "... 2"]:
+    """Angles θ on S¹ as unit vectors (cos θ, sin θ)."""
+    return jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=-1)
