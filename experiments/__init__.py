@@ -21,6 +21,7 @@ REGISTRY = {
     "normalization": "experiments.normalization",
     "usa-rates": "experiments.usa_rates",
     "noisy": "experiments.noisy",
+    "metastability": "experiments.metastability",
 }
 
 

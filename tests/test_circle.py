@@ -76,3 +76,16 @@ def test_implicit_solver_crosses_long_stiff_horizons():
     a = solve(circle_field, theta0, short, params, config=SolverConfig("tsit5", dt=1e-2, rtol=1e-10, atol=1e-12)).ys[-1]
     b = solve(circle_field, theta0, short, params, config=SolverConfig("kvaerno5", dt=1e-2, rtol=1e-10, atol=1e-12)).ys[-1]
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+def test_circle_field_general_weights_is_the_tangent_component():
+    """With Q, K, V ≠ I the angle velocity is the e_θ component of the sphere field."""
+    from sinkflow.attention import random_matrix
+
+    theta = jnp.asarray(np.random.default_rng(2).uniform(0, 2 * np.pi, 6))
+    ks = jax.random.split(jax.random.key(4), 3)
+    params = sa(1.7, Q=random_matrix(ks[0], 2, "gaussian", jnp.float64), K=random_matrix(ks[1], 2, "goe", jnp.float64), V=random_matrix(ks[2], 2, "wishart", jnp.float64))
+    v = np.asarray(attention_field(0.0, sphere.circle(theta), params))
+    e = np.stack([-np.sin(theta), np.cos(theta)], -1)
+    np.testing.assert_allclose(np.asarray(circle_field(0.0, theta, params)), np.sum(v * e, -1), atol=1e-13)
+    np.testing.assert_allclose(np.sum(v * np.asarray(sphere.circle(theta)), -1), 0.0, atol=1e-13)

@@ -18,6 +18,7 @@ TINY = {
     "long-context": ["--n", "8,32,128", "--gamma", "1,2,3"],
     "usa-rates": ["--beta", "0,1,3", "--realizations", "2", "--layers", "200", "--n-times", "151"],
     "noisy": ["--kappa", "0.5,4", "--n", "50,100", "--dt", "0.05,0.025", "--T", "20", "--n-times", "21", "--realizations", "4"],
+    "metastability": ["--n", "12", "--beta", "1,4", "--realizations", "6", "--T", "3000", "--n-times", "41"],
     "normalization": ["--n", "4", "--d", "4", "--scheme", "post-ln,pre-ln,sqrt", "--realizations", "2", "--T", "1000", "--n-times", "121"],
 }
 
