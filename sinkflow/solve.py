@@ -54,6 +54,7 @@ __all__ = [
     "ProjectedSolver",
     "RK4",
     "solve",
+    "solve_layers",
     "STATUS",
     "solver_code",
     "with_finiteness",
@@ -198,6 +199,7 @@ class Solution(eqx.Module):
     ts, ys: save times and saved values. code: the solver's verdict alone (0 ok,
     1 max steps, 2 other failure). status: ``code`` combined with a finiteness
     test of every saved value (3 = non-finite). num_steps: accepted steps.
+    final: the state at ``ts[-1]`` (to continue a solve, e.g. :func:`solve_layers`).
     """
 
     ts: jax.Array
@@ -205,6 +207,7 @@ class Solution(eqx.Module):
     code: jax.Array
     status: jax.Array
     num_steps: jax.Array
+    final: Any = None
 
 
 def solver_code(result: diffrax.RESULTS) -> jax.Array:
@@ -271,7 +274,7 @@ def solve(
     if t1 == t0:
         ys = jax.tree.map(lambda v: v[None], fn(ts_arr[0], y0, args))
         code = jnp.array(0, jnp.int32)
-        return Solution(ts_arr, ys, code, with_finiteness(code, ys), jnp.array(0))
+        return Solution(ts_arr, ys, code, with_finiteness(code, ys), jnp.array(0), y0)
     if config.use_scan:
         return _solve_scan(field, y0, ts_np, args, config, fn, project)
     sol = diffrax.diffeqsolve(
@@ -282,13 +285,14 @@ def solve(
         dt0=config.dt,
         y0=y0,
         args=args,
-        saveat=diffrax.SaveAt(ts=ts_arr, fn=fn),
+        saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts_arr, fn=fn), diffrax.SubSaveAt(t1=True)]),
         stepsize_controller=config.controller(),
         max_steps=config.steps_budget(t1 - t0),
         throw=False,
     )
     code = solver_code(sol.result)
-    return Solution(sol.ts, sol.ys, code, with_finiteness(code, sol.ys), sol.stats["num_accepted_steps"])
+    ys, final = sol.ys[0], jax.tree.map(lambda v: v[-1], sol.ys[1])
+    return Solution(sol.ts[0], ys, code, with_finiteness(code, ys), sol.stats["num_accepted_steps"], final)
 
 
 _TABLEAUX = {
@@ -332,7 +336,51 @@ def _solve_scan(field, y0, ts_np, args, config: SolverConfig, fn, project) -> So
 
     first = fn(jnp.asarray(ts_np[0], dtype), y0, args)
     xs = (jnp.asarray(ts_np[:-1], dtype), jnp.asarray(hs, dtype), jnp.asarray(counts))
-    _, rest = jax.lax.scan(interval, y0, xs)
+    final, rest = jax.lax.scan(interval, y0, xs)
     ys = jax.tree.map(lambda f, r: jnp.concatenate([f[None], r], axis=0), first, rest)
     code = jnp.array(0, jnp.int32)
-    return Solution(jnp.asarray(ts_np, dtype), ys, code, with_finiteness(code, ys), jnp.array(total))
+    return Solution(jnp.asarray(ts_np, dtype), ys, code, with_finiteness(code, ys), jnp.array(total), final)
+
+
+def solve_layers(
+    field: Callable,
+    y0: Any,
+    ts_layer,
+    layer_args: Any,
+    *,
+    config: SolverConfig = SolverConfig(),
+    observable: Callable | None = None,
+    project: Callable | None = None,
+) -> Solution:
+    """Piecewise-autonomous dynamics: ẏ = field(t, y, args_l) on layer l = [lτ, (l+1)τ), l = 0..L−1.
+
+    ``layer_args`` is a pytree whose leaves are stacked along a leading axis of length L (e.g. an
+    ``Attention`` with Q, K of shape (L, d, d): weights redrawn every layer, GLPR Fig. 5's
+    time-dependent weights). ``ts_layer`` are concrete save times inside one layer, from 0 to τ.
+    Each layer is one :func:`solve` from the previous layer's final state (``lax.scan``, so one
+    compile for any L); the field and observable see the time since the start of the layer.
+    Saves: t = 0 and lτ + ts_layer[1:] for every layer, ``1 + L·(len(ts_layer) − 1)`` in all.
+    The discontinuities sit exactly on step boundaries (no step straddles a layer), which a
+    time-dependent field under one adaptive solve would only get through ``jump_ts``.
+    """
+    ts_np = np.asarray(ts_layer, float)
+    if ts_np.ndim != 1 or ts_np.size < 2 or ts_np[0] != 0.0 or np.any(np.diff(ts_np) <= 0):
+        raise ValueError("solve_layers needs ts_layer increasing from 0 (the layer's start) to τ, at least 2 times.")
+    leaves = jax.tree.leaves(layer_args)
+    if not leaves or any(jnp.ndim(v) == 0 for v in leaves) or len({jnp.shape(v)[0] for v in leaves}) != 1:
+        raise ValueError("solve_layers needs every leaf of layer_args stacked along one leading layer axis (scalars too, e.g. β as shape (L,)).")
+    L = jnp.shape(leaves[0])[0]
+    fn = (lambda t, y, a: y) if observable is None else observable
+    dtype = jax.tree.leaves(y0)[0].dtype
+
+    def layer(y, args):
+        sol = solve(field, y, ts_np, args, config=config, observable=observable, project=project)
+        return sol.final, (jax.tree.map(lambda v: v[1:], sol.ys), sol.code, sol.num_steps)
+
+    first = fn(jnp.asarray(0.0, dtype), y0, jax.tree.map(lambda v: v[0], layer_args))
+    final, (rest, codes, steps) = jax.lax.scan(layer, y0, layer_args)
+    ys = jax.tree.map(lambda f, r: jnp.concatenate([f[None], r.reshape((-1, *r.shape[2:]))], axis=0), first, rest)
+    tau = ts_np[-1]
+    ts = np.concatenate([[0.0], (np.arange(L)[:, None] * tau + ts_np[None, 1:]).ravel()])
+    code = jnp.max(codes)
+    return Solution(jnp.asarray(ts, dtype), ys, code, with_finiteness(code, ys), jnp.sum(steps), final)
