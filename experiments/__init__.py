@@ -22,6 +22,7 @@ REGISTRY = {
     "usa-rates": "experiments.usa_rates",
     "noisy": "experiments.noisy",
     "metastability": "experiments.metastability",
+    "random-weights": "experiments.random_weights",
 }
 
 

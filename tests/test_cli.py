@@ -19,6 +19,7 @@ TINY = {
     "usa-rates": ["--beta", "0,1,3", "--realizations", "2", "--layers", "200", "--n-times", "151"],
     "noisy": ["--kappa", "0.5,4", "--n", "50,100", "--dt", "0.05,0.025", "--T", "20", "--n-times", "21", "--realizations", "4"],
     "metastability": ["--n", "12", "--beta", "1,4", "--realizations", "6", "--T", "3000", "--n-times", "41"],
+    "random-weights": ["--d", "4", "--n", "3", "--weights", "identity,qk-goe,layerwise", "--beta", "0,2", "--realizations", "3", "--T", "20", "--n-times", "41"],
     "normalization": ["--n", "4", "--d", "4", "--scheme", "post-ln,pre-ln,sqrt", "--realizations", "2", "--T", "1000", "--n-times", "121"],
 }
 
@@ -60,6 +61,24 @@ def test_run_plot_check_smoke(study, tmp_path, capsys):
 def test_bad_input_is_a_clear_error_before_compute(args, match, tmp_path, capsys):
     out = tmp_path / "never"
     assert main(["run", "phase-diagram", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert "sinkflow: error:" in err and match in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "study,args,match",
+    [
+        ("random-weights", ["--weights", "qk-bogus"], "--weights"),
+        ("random-weights", ["--weights", "layerwise", "--T", "2.5"], "integer"),
+        ("random-weights", ["--weights", "layerwise", "--T", "7", "--n-times", "30"], "multiple of T"),
+        ("metastability", ["--window-lo", "300", "--window-hi", "200"], "--window-lo"),
+        ("metastability", ["--T", "1e-3", "--t-min", "1e-2"], "--T"),
+    ],
+)
+def test_study_specific_bad_input(study, args, match, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["run", study, "--out", str(out), *args]) == 2
     err = capsys.readouterr().err
     assert "sinkflow: error:" in err and match in err
     assert not out.exists()

@@ -1,0 +1,352 @@
+"""Graphs, masks and Laplacians for the causal track (MATH.md §3).
+
+Convention. A graph on n nodes is a boolean adjacency ``A`` with ``A[i, j] = True``
+iff there is an edge j → i ("i receives from j"; for attention: token i may
+attend to token j). Undirected graphs are symmetric. No self-loops in graphs;
+attention masks (:func:`mask_from_graph`, :func:`causal_mask`) add the diagonal,
+since every token must see at least itself.
+
+Constructors return numpy boolean arrays (they are inputs, built once on the
+host); random families take an explicit integer ``seed``.
+
+- undirected: :func:`path`, :func:`cycle`, :func:`star`, :func:`complete`,
+  :func:`hypercube`, :func:`kary_tree` (``directed=False``);
+- directed / DAG: the same with ``directed=True`` (edges point away from node 0,
+  or from lower to higher index), :func:`erdos_renyi_dag`, :func:`scale_free_dag`;
+- masks and closures: :func:`causal_mask`, :func:`mask_from_graph`,
+  :func:`transitive_closure`, :func:`skeleton`, :func:`is_dag`, :func:`check_dag`.
+
+Laplacians (:func:`laplacian`): ``"in"`` L = D_in − A with D_in = diag(Σ_j A_ij)
+(the dynamics ρ' = −Lρ moves each node toward the nodes it receives from:
+consensus goes to the sources), ``"out"`` the same on the reversed graph; both
+are D − A on undirected graphs. ``normalized="rw"`` gives D⁻¹L (rows of nodes
+with no in-edges stay zero), ``"sym"`` D^{−1/2} L D^{−1/2} (undirected only).
+
+Spectra (host-side numpy: ``jnp.linalg.eig`` has no GPU kernel and these are
+analysis, not hot-path, quantities): :func:`eigenvalues`, :func:`spectral_gap`
+(smallest nonzero real part), :func:`fiedler` (λ₂ and its vector, undirected),
+:func:`henrici` (departure from normality √(‖L‖_F² − Σ|λ|²), relative to ‖L‖_F) and
+:func:`eigenvector_condition` (κ(V) of the eigenvector matrix; ∞ when defective).
+
+Acyclicity (NOTEARS; differentiable, jnp): :func:`acyclicity` h(W) = tr(e^{W∘W}) − n,
+zero iff the weighted graph W is a DAG, and :func:`acyclicity_grad` ∇h = (e^{W∘W})ᵀ ∘ 2W.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import expm
+from jaxtyping import Array, Float
+
+__all__ = [
+    "path",
+    "cycle",
+    "star",
+    "complete",
+    "hypercube",
+    "kary_tree",
+    "erdos_renyi_dag",
+    "scale_free_dag",
+    "FAMILIES",
+    "family",
+    "causal_mask",
+    "mask_from_graph",
+    "transitive_closure",
+    "skeleton",
+    "is_dag",
+    "check_graph",
+    "check_dag",
+    "laplacian",
+    "eigenvalues",
+    "spectral_gap",
+    "fiedler",
+    "fiedler_closed_form",
+    "henrici",
+    "eigenvector_condition",
+    "acyclicity",
+    "acyclicity_grad",
+]
+
+
+def _n(n, name="n", lo=1) -> int:
+    if not (isinstance(n, (int, np.integer)) and n >= lo):
+        raise ValueError(f"{name} must be an integer ≥ {lo}, got {n!r}.")
+    return int(n)
+
+
+def _from_edges(n: int, edges, directed: bool) -> np.ndarray:
+    A = np.zeros((n, n), bool)
+    for j, i in edges:  # edge j → i
+        A[i, j] = True
+        if not directed:
+            A[j, i] = True
+    return A
+
+
+def path(n: int, directed: bool = False) -> np.ndarray:
+    """0 − 1 − … − (n−1); directed: i → i+1."""
+    n = _n(n, lo=2)
+    return _from_edges(n, [(i, i + 1) for i in range(n - 1)], directed)
+
+
+def cycle(n: int, directed: bool = False) -> np.ndarray:
+    """The n-cycle (n ≥ 3); directed: i → i+1 mod n (not a DAG)."""
+    n = _n(n, lo=3)
+    return _from_edges(n, [(i, (i + 1) % n) for i in range(n)], directed)
+
+
+def star(n: int, directed: bool = False) -> np.ndarray:
+    """Centre 0 joined to 1..n−1; directed: 0 → i (one source, the leader)."""
+    n = _n(n, lo=2)
+    return _from_edges(n, [(0, i) for i in range(1, n)], directed)
+
+
+def complete(n: int, directed: bool = False) -> np.ndarray:
+    """K_n; directed: j → i for every j < i (the causal mask without its diagonal)."""
+    n = _n(n, lo=2)
+    A = np.tril(np.ones((n, n), bool), k=-1)
+    return A if directed else A | A.T
+
+
+def hypercube(k: int) -> np.ndarray:
+    """The k-cube Q_k on 2^k nodes (undirected): i ~ j iff their binary codes differ in one bit."""
+    k = _n(k, "k")
+    n = 2**k
+    idx = np.arange(n)
+    x = idx[:, None] ^ idx[None, :]
+    return (x > 0) & ((x & (x - 1)) == 0)
+
+
+def kary_tree(depth: int, k: int = 2, directed: bool = False) -> np.ndarray:
+    """Complete k-ary tree of the given depth (root 0, breadth-first numbering); directed: parent → child."""
+    depth, k = _n(depth, "depth", lo=0), _n(k, "k")
+    n = sum(k**level for level in range(depth + 1))
+    return _from_edges(n, [((i - 1) // k, i) for i in range(1, n)], directed)
+
+
+def _rng(seed) -> np.random.Generator:
+    if not (isinstance(seed, (int, np.integer)) and seed >= 0):
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    return np.random.default_rng(int(seed))
+
+
+def erdos_renyi_dag(n: int, p: float, seed: int, permute: bool = False) -> np.ndarray:
+    """Random DAG: each pair j < i gets the edge j → i with probability p (topological order = index,
+    unless ``permute`` relabels the nodes at random)."""
+    n = _n(n, lo=2)
+    if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
+        raise ValueError(f"edge probability p must be in [0, 1], got {p!r}.")
+    rng = _rng(seed)
+    A = np.tril(rng.random((n, n)) < p, k=-1)
+    if permute:
+        perm = rng.permutation(n)
+        A = A[np.ix_(perm, perm)]
+    return A
+
+
+def scale_free_dag(n: int, m: int, seed: int) -> np.ndarray:
+    """Preferential-attachment DAG: node i ≥ 1 receives edges from min(m, i) earlier nodes chosen with
+    probability ∝ (1 + degree) (Barabási–Albert, oriented old → new)."""
+    n, m = _n(n, lo=2), _n(m, "m")
+    rng = _rng(seed)
+    A = np.zeros((n, n), bool)
+    deg = np.zeros(n)
+    for i in range(1, n):
+        w = 1.0 + deg[:i]
+        parents = rng.choice(i, size=min(m, i), replace=False, p=w / w.sum())
+        A[i, parents] = True
+        deg[parents] += 1
+        deg[i] += len(parents)
+    return A
+
+
+FAMILIES = ("path", "cycle", "star", "complete", "hypercube", "tree", "er", "sf")
+
+
+def family(name: str, n: int, *, directed: bool = False, p: float = 0.3, k: int = 2, m: int = 2, seed: int = 0) -> np.ndarray:
+    """A graph by family name (for sweeps): n is the node count (hypercube: 2^⌊log₂ n⌋ nodes; tree:
+    the complete k-ary tree with at most n nodes). ``er`` and ``sf`` are DAGs (``directed`` ignored)."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown graph family {name!r}; use one of {', '.join(FAMILIES)}.")
+    n = _n(n, lo=2)
+    if name == "path":
+        return path(n, directed)
+    if name == "cycle":
+        return cycle(n, directed)
+    if name == "star":
+        return star(n, directed)
+    if name == "complete":
+        return complete(n, directed)
+    if name == "hypercube":
+        if directed:
+            raise ValueError("the hypercube family is undirected; use directed=False.")
+        return hypercube(int(math.log2(n)))
+    if name == "tree":
+        depth = 0
+        while sum(k**lv for lv in range(depth + 2)) <= n:
+            depth += 1
+        return kary_tree(depth, k, directed)
+    if name == "er":
+        return erdos_renyi_dag(n, p, seed)
+    return scale_free_dag(n, m, seed)
+
+
+def check_graph(A, *, n: int | None = None, binary: bool = True, name: str = "graph") -> np.ndarray:
+    """Validate a square (binary) adjacency; returns it as a numpy array."""
+    A = np.asarray(A)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"a {name} must be a square (n, n) array, got shape {A.shape}.")
+    if n is not None and A.shape[0] != n:
+        raise ValueError(f"the {name} is {A.shape[0]}×{A.shape[0]} but n = {n}.")
+    if binary:
+        if A.dtype != bool and not np.isin(A, (0, 1)).all():
+            raise ValueError(f"a {name} must be binary (bool or 0/1); got values {np.unique(A)[:5].tolist()}.")
+        A = A.astype(bool)
+    elif not np.all(np.isfinite(A)):
+        raise ValueError(f"a weighted {name} must have finite entries.")
+    return A
+
+
+def transitive_closure(A) -> np.ndarray:
+    """R[i, j] = True iff there is a directed path of length ≥ 1 from j to i (repeated boolean squaring)."""
+    A = check_graph(A)
+    R = A.copy()
+    for _ in range(max(1, math.ceil(math.log2(max(A.shape[0], 2))))):
+        R = R | ((R.astype(np.int64) @ R.astype(np.int64)) > 0)
+    return R
+
+
+def is_dag(A) -> bool:
+    """True iff the directed graph has no cycle (no node reaches itself; self-loops are cycles)."""
+    return not np.any(np.diag(transitive_closure(A)))
+
+
+def check_dag(A, n: int | None = None) -> np.ndarray:
+    """Validate a DAG: square, binary, acyclic; the error names a node on a cycle."""
+    A = check_graph(A, n=n, name="DAG")
+    R = transitive_closure(A)
+    on_cycle = np.flatnonzero(np.diag(R))
+    if on_cycle.size:
+        raise ValueError(f"the graph is not a DAG: nodes {on_cycle[:10].tolist()} lie on a directed cycle.")
+    return A
+
+
+def skeleton(A) -> np.ndarray:
+    """The undirected skeleton A ∨ Aᵀ."""
+    A = check_graph(A)
+    return A | A.T
+
+
+def causal_mask(n: int) -> np.ndarray:
+    """The causal LLM mask: token i attends to j ≤ i (lower triangular with diagonal)."""
+    n = _n(n)
+    return np.tril(np.ones((n, n), bool))
+
+
+def mask_from_graph(A) -> np.ndarray:
+    """Attention mask of a graph: A plus self-loops (token i sees itself and the nodes it receives from)."""
+    A = check_graph(A)
+    return A | np.eye(A.shape[0], dtype=bool)
+
+
+def laplacian(A, kind: str = "in", normalized: str | None = None) -> np.ndarray:
+    """Graph Laplacian (float64) in the conventions of the module docstring; A may be weighted (≥ 0)."""
+    A = np.asarray(A, float)
+    check_graph(A, binary=False)
+    if np.any(A < 0):
+        raise ValueError("a Laplacian needs non-negative edge weights.")
+    if kind not in ("in", "out"):
+        raise ValueError(f"laplacian kind must be 'in' or 'out', got {kind!r}.")
+    if normalized not in (None, "rw", "sym"):
+        raise ValueError(f"laplacian normalized must be None, 'rw' or 'sym', got {normalized!r}.")
+    A = A.copy()
+    np.fill_diagonal(A, 0.0)
+    if kind == "out":
+        A = A.T
+    deg = A.sum(axis=1)
+    L = np.diag(deg) - A
+    if normalized == "rw":
+        inv = np.where(deg > 0, 1.0 / np.where(deg > 0, deg, 1.0), 0.0)
+        return inv[:, None] * L
+    if normalized == "sym":
+        if not np.allclose(A, A.T):
+            raise ValueError("the symmetric normalisation D^{-1/2} L D^{-1/2} is for undirected graphs; use 'rw'.")
+        s = np.where(deg > 0, 1.0 / np.sqrt(np.where(deg > 0, deg, 1.0)), 0.0)
+        return s[:, None] * L * s[None, :]
+    return L
+
+
+def eigenvalues(L) -> np.ndarray:
+    """Eigenvalues sorted by real part (then imaginary part)."""
+    lam = np.linalg.eigvals(np.asarray(L, float))
+    return lam[np.lexsort((lam.imag, lam.real))]
+
+
+def spectral_gap(L, tol: float = 1e-9) -> float:
+    """Smallest real part among the eigenvalues with |λ| > tol (the asymptotic decay rate of e^{−Lt} off its kernel)."""
+    lam = eigenvalues(L)
+    nz = lam[np.abs(lam) > tol * max(1.0, np.max(np.abs(lam)))]
+    return float(np.min(nz.real)) if nz.size else math.nan
+
+
+def fiedler(L) -> tuple[float, np.ndarray]:
+    """(λ₂, unit Fiedler vector) of a symmetric Laplacian."""
+    L = np.asarray(L, float)
+    if not np.allclose(L, L.T):
+        raise ValueError("fiedler needs a symmetric (undirected) Laplacian; use spectral_gap for directed graphs.")
+    w, V = np.linalg.eigh(L)
+    return float(w[1]), V[:, 1]
+
+
+def fiedler_closed_form(name: str, n: int) -> float:
+    """λ₂ of D − A for undirected families (MATH.md §3): path 2 − 2cos(π/n), cycle 2 − 2cos(2π/n),
+    complete n, star 1, hypercube (n = 2^k) 2."""
+    if name == "path":
+        return 2.0 - 2.0 * math.cos(math.pi / n)
+    if name == "cycle":
+        return 2.0 - 2.0 * math.cos(2.0 * math.pi / n)
+    if name == "complete":
+        return float(n)
+    if name == "star":
+        return 1.0
+    if name == "hypercube":
+        return 2.0
+    raise ValueError(f"no closed-form λ₂ for family {name!r}; known: path, cycle, complete, star, hypercube.")
+
+
+def henrici(L) -> float:
+    """Henrici's departure from normality √(‖L‖_F² − Σ|λ_i|²) / ‖L‖_F (0 iff L is normal)."""
+    from scipy.linalg import schur
+
+    L = np.asarray(L, float)
+    fro = float(np.linalg.norm(L))
+    if fro == 0.0:
+        return 0.0
+    T, _ = schur(L, output="complex")  # L = Z T Z*, T = diag(λ) + N: the departure is ‖N‖_F (no cancellation)
+    return float(np.linalg.norm(np.triu(T, k=1))) / fro
+
+
+def eigenvector_condition(L) -> float:
+    """2-norm condition number of the eigenvector matrix (1 for symmetric L; ∞ if L is defective).
+
+    For symmetric L the orthonormal eigenbasis is used (a general eigensolver may return a
+    non-orthogonal basis inside a repeated eigenspace)."""
+    L = np.asarray(L, float)
+    if np.allclose(L, L.T):
+        return 1.0
+    _, V = np.linalg.eig(L)
+    s = np.linalg.svd(V, compute_uv=False)
+    return float(s[0] / s[-1]) if s[-1] > 1e-12 * s[0] else math.inf
+
+
+def acyclicity(W: Float[Array, "n n"]) -> Float[Array, ""]:
+    """NOTEARS h(W) = tr(e^{W∘W}) − n (differentiable; 0 iff the weighted graph is a DAG)."""
+    return jnp.trace(expm(W * W)) - W.shape[-1]
+
+
+def acyclicity_grad(W: Float[Array, "n n"]) -> Float[Array, "n n"]:
+    """∇h(W) = (e^{W∘W})ᵀ ∘ 2W (closed form; tested against autodiff)."""
+    return expm(W * W).T * 2.0 * W
