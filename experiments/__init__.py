@@ -23,6 +23,7 @@ REGISTRY = {
     "noisy": "experiments.noisy",
     "metastability": "experiments.metastability",
     "random-weights": "experiments.random_weights",
+    "graph-heat": "experiments.graph_heat",
 }
 
 
