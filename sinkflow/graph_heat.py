@@ -26,13 +26,13 @@ from jaxtyping import Array, Float
 __all__ = ["laplacian_field", "heat_kernel", "limit_projector", "jordan_index"]
 
 
-def laplacian_field(t, y: Float[Array, "n *d"], L: Float[Array, "n n"]) -> Float[Array, "n *d"]:
+def laplacian_field(t, y: Float[Array, "n ..."], L: Float[Array, "n n"]) -> Float[Array, "n ..."]:
     """ρ' = −Lρ (node values) or x' = −Lx (positions, shape (n, d))."""
     del t
     return -jnp.tensordot(L, y, axes=1)
 
 
-def heat_kernel(L: Float[Array, "n n"], y0: Float[Array, "n *d"], ts) -> Float[Array, "T n *d"]:
+def heat_kernel(L: Float[Array, "n n"], y0: Float[Array, "n ..."], ts) -> Float[Array, "T n ..."]:
     """e^{−L t} y₀ for every t in ``ts`` by the matrix exponential."""
     L = jnp.asarray(L)
     return jax.vmap(lambda t: jnp.tensordot(expm(-t * L), y0, axes=1))(jnp.asarray(ts, L.dtype))
