@@ -24,6 +24,7 @@ REGISTRY = {
     "metastability": "experiments.metastability",
     "random-weights": "experiments.random_weights",
     "graph-heat": "experiments.graph_heat",
+    "causal-leader": "experiments.causal_leader",
 }
 
 
