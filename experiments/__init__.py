@@ -25,6 +25,7 @@ REGISTRY = {
     "random-weights": "experiments.random_weights",
     "graph-heat": "experiments.graph_heat",
     "causal-leader": "experiments.causal_leader",
+    "masked-sinkhorn": "experiments.masked_sinkhorn",
 }
 
 

@@ -66,6 +66,7 @@ __all__ = [
     "BACKENDS",
     "sink_functional",
     "iterate_errors",
+    "pair_iterates",
     "hilbert_contraction",
 ]
 
@@ -300,6 +301,29 @@ def iterate_errors(similarity: Float[Array, "n n"], epsilon, k: int, mask: Bool[
     zero = jnp.zeros((n,), log_k.dtype)
     _, (rows, cols) = jax.lax.scan(step, (zero, zero), jnp.arange(k))
     return rows, cols
+
+
+def pair_iterates(similarity: Float[Array, "n n"], epsilon, pairs: int, observable, mask: Bool[Array, "n n"] | None = None):
+    """``observable(W)`` after each of ``pairs`` (column, row) normalisation pairs, starting from the row softmax:
+    W⁽¹⁾ (softmax), W⁽³⁾, …, W⁽²ᵖᵃⁱʳˢ⁻¹⁾ (every iterate ends on a row update, so rows are exact); stacked
+    along a leading axis of length ``pairs``. One scan: the identity-collapse curves of masked balanced
+    Sinkhorn (≈ 1/k off-diagonal mass) run to 10⁵ pairs in a fraction of a second."""
+    log_k = similarity / jnp.asarray(epsilon, similarity.dtype)
+    if mask is not None:
+        log_k = jnp.where(mask, log_k, -jnp.inf)
+    n = log_k.shape[-1]
+    zero = jnp.zeros((n,), log_k.dtype)
+    u0 = _row(log_k, zero)
+
+    def step(carry, _):
+        u, v = carry
+        v = _col(log_k, u, 1.0)
+        u = _row(log_k, v)
+        return (u, v), observable(_plan(log_k, u, v))
+
+    first = observable(_plan(log_k, u0, zero))
+    _, rest = jax.lax.scan(step, (u0, zero), None, length=pairs - 1)
+    return jax.tree.map(lambda f, r: jnp.concatenate([f[None], r], axis=0), first, rest)
 
 
 def hilbert_contraction(similarity: Float[Array, "n n"], epsilon) -> Float[Array, ""]:

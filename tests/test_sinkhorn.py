@@ -211,3 +211,23 @@ def test_symmetric_loop_matches_alternation_and_is_much_faster_on_a_gaussian_clo
         Sinkhorn(mode="unbalanced", tau=0.5, symmetric=True)
     with pytest.raises(ValueError, match="symmetric"):
         Sinkhorn(backend="ott", symmetric=True)
+
+
+def test_pair_iterates_match_fixed_mode_and_collapse_to_identity_on_causal_mask():
+    """Iterate k of pair_iterates is the fixed-mode Sinkhorn with 2k − 1 normalisations; on the causal
+    mask the balanced iterates lose their off-diagonal mass (the identity collapse, MATH.md §3)."""
+    from sinkflow import graphs as G
+    from sinkflow.sinkhorn import pair_iterates
+
+    n = 6
+    x = jax.random.normal(jax.random.key(2), (n, 3), jnp.float64)
+    c = x @ x.T
+    mask = jnp.asarray(G.causal_mask(n))
+    Ws = pair_iterates(c, 0.7, 40, lambda W: W, mask)
+    for k in (1, 2, 7, 40):
+        Wf, _ = sinkhorn(c, Sinkhorn(epsilon=0.7, mode="fixed", iterations=2 * k - 1), mask)
+        np.testing.assert_allclose(np.asarray(Ws[k - 1]), np.asarray(Wf), atol=1e-13)
+    assert np.all(np.asarray(Ws)[:, ~np.asarray(mask)] == 0.0)
+    off = pair_iterates(c, 0.7, 20000, lambda W: (jnp.sum(W) - jnp.trace(W)) / n, mask)
+    off = np.asarray(off)
+    assert np.all(np.diff(off) <= 1e-15) and off[-1] < 1e-3
