@@ -40,7 +40,6 @@ Checks
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax
