@@ -343,7 +343,7 @@ def _solve_scan(field, y0, ts_np, args, config: SolverConfig, fn, project) -> So
 
 
 def solve_layers(
-    field: Callable,
+    field: Callable | tuple[Callable, ...],
     y0: Any,
     ts_layer,
     layer_args: Any,
@@ -362,25 +362,43 @@ def solve_layers(
     Saves: t = 0 and lτ + ts_layer[1:] for every layer, ``1 + L·(len(ts_layer) − 1)`` in all.
     The discontinuities sit exactly on step boundaries (no step straddles a layer), which a
     time-dependent field under one adaptive solve would only get through ``jump_ts``.
+
+    Phases. With ``field = (f_1, …, f_P)`` and ``layer_args = (a_1, …, a_P)`` (each stacked over
+    L), every layer runs P phases in order, phase p solving ẏ = f_p(t, y, a_p[l]) for a time τ:
+    the hybrid attention/MLP block of seed 001 is ``(attention_field, mlp_field)`` with τ = ½
+    (:func:`sinkflow.hybrid.solve_hybrid`). Saves then follow every phase; the observable gets the
+    phase's args.
     """
+    fields = tuple(field) if isinstance(field, (tuple, list)) else (field,)
+    phase_args = tuple(layer_args) if isinstance(field, (tuple, list)) else (layer_args,)
+    if len(fields) != len(phase_args):
+        raise ValueError(f"solve_layers: {len(fields)} fields but {len(phase_args)} layer_args; give one stacked args per phase.")
     ts_np = np.asarray(ts_layer, float)
     if ts_np.ndim != 1 or ts_np.size < 2 or ts_np[0] != 0.0 or np.any(np.diff(ts_np) <= 0):
         raise ValueError("solve_layers needs ts_layer increasing from 0 (the layer's start) to τ, at least 2 times.")
-    leaves = jax.tree.leaves(layer_args)
+    leaves = jax.tree.leaves(phase_args)
     if not leaves or any(jnp.ndim(v) == 0 for v in leaves) or len({jnp.shape(v)[0] for v in leaves}) != 1:
         raise ValueError("solve_layers needs every leaf of layer_args stacked along one leading layer axis (scalars too, e.g. β as shape (L,)).")
     L = jnp.shape(leaves[0])[0]
+    P = len(fields)
     fn = (lambda t, y, a: y) if observable is None else observable
     dtype = jax.tree.leaves(y0)[0].dtype
 
-    def layer(y, args):
-        sol = solve(field, y, ts_np, args, config=config, observable=observable, project=project)
-        return sol.final, (jax.tree.map(lambda v: v[1:], sol.ys), sol.code, sol.num_steps)
+    def layer(y, args_l):
+        saved, codes, steps = [], [], []
+        for f, a in zip(fields, args_l):
+            sol = solve(f, y, ts_np, a, config=config, observable=observable, project=project)
+            y = sol.final
+            saved.append(jax.tree.map(lambda v: v[1:], sol.ys))
+            codes.append(sol.code)
+            steps.append(sol.num_steps)
+        stacked = jax.tree.map(lambda *v: jnp.concatenate(v, axis=0), *saved)
+        return y, (stacked, jnp.max(jnp.stack(codes)), sum(steps))
 
-    first = fn(jnp.asarray(0.0, dtype), y0, jax.tree.map(lambda v: v[0], layer_args))
-    final, (rest, codes, steps) = jax.lax.scan(layer, y0, layer_args)
+    first = fn(jnp.asarray(0.0, dtype), y0, jax.tree.map(lambda v: v[0], phase_args[0]))
+    final, (rest, codes, steps) = jax.lax.scan(layer, y0, phase_args)
     ys = jax.tree.map(lambda f, r: jnp.concatenate([f[None], r.reshape((-1, *r.shape[2:]))], axis=0), first, rest)
     tau = ts_np[-1]
-    ts = np.concatenate([[0.0], (np.arange(L)[:, None] * tau + ts_np[None, 1:]).ravel()])
+    ts = np.concatenate([[0.0], (np.arange(L * P)[:, None] * tau + ts_np[None, 1:]).ravel()])
     code = jnp.max(codes)
     return Solution(jnp.asarray(ts, dtype), ys, code, with_finiteness(code, ys), jnp.sum(steps), final)
