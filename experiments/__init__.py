@@ -26,6 +26,7 @@ REGISTRY = {
     "graph-heat": "experiments.graph_heat",
     "causal-leader": "experiments.causal_leader",
     "masked-sinkhorn": "experiments.masked_sinkhorn",
+    "hybrid": "experiments.hybrid",
 }
 
 

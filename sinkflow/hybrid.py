@@ -63,8 +63,11 @@ def solve_hybrid(x0: Float[Array, "n d"], attention, mlp: MLP, ts_half, *, confi
     """L hybrid blocks: attention (args stacked over L) on [l, l + ½), ``mlp`` (stacked over L) on [l + ½, l + 1).
 
     ``ts_half``: concrete save times within a half block, from 0 to ½. Saves follow every half block
-    (see :func:`sinkflow.solve.solve_layers`)."""
+    (see :func:`sinkflow.solve.solve_layers`). ``observable(t, x, (attention_l, mlp_l))`` receives the
+    block's parameters of both phases (so it can evaluate either field at every save)."""
     ts_half = np.asarray(ts_half, float)
     if not math.isclose(float(ts_half[-1]), 0.5):
         raise ValueError(f"solve_hybrid: ts_half must run from 0 to 1/2 (a half block), got end {ts_half[-1]}.")
-    return solve_layers((attention_field, mlp_field), x0, ts_half, (attention, mlp), config=config, observable=observable, project=normalize)
+    pair = (attention, mlp)
+    fields = (lambda t, x, a: attention_field(t, x, a[0]), lambda t, x, a: mlp_field(t, x, a[1]))
+    return solve_layers(fields, x0, ts_half, (pair, pair), config=config, observable=observable, project=normalize)

@@ -41,6 +41,7 @@ __all__ = [
     "cone",
     "random_orthogonal",
     "circle",
+    "tangent_divergence",
 ]
 
 _TINY = 1e-30
@@ -159,3 +160,14 @@ def _check_dim(d: int) -> None:
 def circle(theta: Float[Array, "..."]) -> Float[Array, "... 2"]:
     """Angles θ on S¹ as unit vectors (cos θ, sin θ)."""
     return jnp.stack([jnp.cos(theta), jnp.sin(theta)], axis=-1)
+
+
+def tangent_divergence(f, x: Float[Array, " d"]) -> Float[Array, ""]:
+    """Divergence on S^{d−1} of the tangent field v(x) = P_x f(x), f: R^d → R^d (ambient, unprojected):
+    div_S v = tr(P_x Df(x)) − (d − 1)⟨x, f(x)⟩ (derived: the normal part of Dv has no tangential trace,
+    and d/dx of ⟨x, f⟩x contributes ⟨x, f⟩ times the tangential identity). For a flow ẋ = v(x) the
+    entropy of the transported law changes at the rate E[div_S v] (continuity equation)."""
+    fx, J = f(x), jax.jacfwd(f)(x)
+    d = x.shape[-1]
+    trPJ = jnp.trace(J) - x @ J @ x
+    return trPJ - (d - 1) * jnp.dot(x, fx)

@@ -23,6 +23,7 @@ TINY = {
     "graph-heat": ["--graph", "cycle,path-dag", "--n", "6", "--realizations", "2", "--n-times", "61"],
     "causal-leader": ["--d", "3", "--n", "4", "--weights", "qk-gaussian", "--beta", "0,1", "--realizations", "3", "--T", "80", "--n-times", "161"],
     "masked-sinkhorn": ["--mask", "causal,tree-dag", "--n", "5", "--beta", "0,2", "--pairs", "20000", "--n-saves", "60", "--realizations", "2"],
+    "hybrid": ["--beta", "1", "--strength", "0,1", "--blocks", "1", "--realizations", "2", "--dt", "0.05"],
     "normalization": ["--n", "4", "--d", "4", "--scheme", "post-ln,pre-ln,sqrt", "--realizations", "2", "--T", "1000", "--n-times", "121"],
 }
 

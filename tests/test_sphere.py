@@ -65,3 +65,17 @@ def test_bad_inputs():
         sphere.orthonormal_frame(5, 3)
     with pytest.raises(ValueError, match="ρ₀"):
         sphere.equiangular(4, 4, -0.5)
+
+
+def test_tangent_divergence_against_closed_forms():
+    """f(x) = e₁ (constant): v = P_x e₁ = ∇⟨x, e₁⟩ on S^{d−1}, whose divergence is the Laplacian of the
+    linear function x₁: −(d − 1)x₁. f(x) = Ax with A antisymmetric: a rotation, divergence 0."""
+    from sinkflow.sphere import tangent_divergence
+
+    d = 4
+    x = sphere.uniform(jax.random.key(0), (), d, jnp.float64)
+    e1 = jnp.zeros(d, jnp.float64).at[0].set(1.0)
+    assert float(tangent_divergence(lambda y: e1, x)) == pytest.approx(-(d - 1) * float(x[0]), abs=1e-13)
+    G = jax.random.normal(jax.random.key(1), (d, d), jnp.float64)
+    A = G - G.T
+    assert float(tangent_divergence(lambda y: A @ y, x)) == pytest.approx(0.0, abs=1e-12)
