@@ -27,6 +27,7 @@ REGISTRY = {
     "causal-leader": "experiments.causal_leader",
     "masked-sinkhorn": "experiments.masked_sinkhorn",
     "hybrid": "experiments.hybrid",
+    "dag-recovery": "experiments.dag_recovery",
 }
 
 
