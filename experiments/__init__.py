@@ -28,6 +28,7 @@ REGISTRY = {
     "masked-sinkhorn": "experiments.masked_sinkhorn",
     "hybrid": "experiments.hybrid",
     "dag-recovery": "experiments.dag_recovery",
+    "dag-spectra": "experiments.dag_spectra",
 }
 
 

@@ -25,6 +25,7 @@ TINY = {
     "masked-sinkhorn": ["--mask", "causal,tree-dag", "--n", "5", "--beta", "0,2", "--pairs", "20000", "--n-saves", "60", "--realizations", "2"],
     "hybrid": ["--beta", "1", "--strength", "0,1", "--blocks", "1", "--realizations", "2", "--dt", "0.05"],
     "dag-recovery": ["--graph", "er", "--nodes", "5", "--samples", "500,3000", "--realizations", "1", "--inner", "500", "--outer", "8", "--dagma", "off"],
+    "dag-spectra": ["--graph", "star,er:0.5", "--n", "5", "--normalization", "softmax", "--beta", "0,2", "--realizations", "1", "--n-times", "121"],
     "normalization": ["--n", "4", "--d", "4", "--scheme", "post-ln,pre-ln,sqrt", "--realizations", "2", "--T", "1000", "--n-times", "121"],
 }
 

@@ -100,3 +100,21 @@ def test_field_is_tangent_and_scale_invariant():
     v = attention_field(0.0, x, sa(1.0))
     np.testing.assert_allclose(jnp.sum(v * x, -1), 0.0, atol=1e-14)
     np.testing.assert_allclose(attention_field(0.0, 3.0 * x, sa(1.0)), v, atol=1e-14)
+
+
+def test_causal_attention_converges_to_the_first_token():
+    """CAUSAL theorem on a small case: token 1 never moves, every token converges to x_1(0), token 2 at rate 1/2."""
+    from sinkflow.attention import random_matrix
+
+    n, d = 4, 3
+    x0 = sphere.uniform(jax.random.key(5), (n,), d, jnp.float64)
+    ks = jax.random.split(jax.random.key(6), 2)
+    params = Attention(beta=1.5, Q=random_matrix(ks[0], d, "gaussian", jnp.float64), K=random_matrix(ks[1], d, "gaussian", jnp.float64), causal=True)
+    ts = np.linspace(0, 60, 61)
+    sol = solve(attention_field, x0, ts, params, config=TIGHT, project=sphere.normalize)
+    dist = np.linalg.norm(np.asarray(sol.ys) - np.asarray(x0[0]), axis=-1)  # (t, n)
+    assert np.max(dist[:, 0]) < 1e-13
+    assert np.max(dist[-1]) < 1e-8
+    sel = (dist[:, 1] > 1e-9) & (dist[:, 1] < 1e-4)
+    slope = np.polyfit(ts[sel], np.log(dist[sel, 1]), 1)[0]
+    assert slope == pytest.approx(-0.5, rel=0.01)
