@@ -57,7 +57,7 @@ class Config(StudyConfig):
     graph: tuple = param(FAMILIES, "DAG families: er (Erdős–Rényi), sf (scale-free)", swept=True, static=True, kind=str)
     nodes: tuple = param((10, 20), "nodes of the DAG", swept=True, static=True, kind=int)
     samples: tuple = param((200, 1000, 5000), "SEM samples N", swept=True, static=True, kind=int)
-    degree: float = param(2.0, "expected degree (er: p = degree/(nodes − 1); sf: degree/2 parents per node)", kind=float)
+    degree: tuple = param((2.0,), "edge density: expected degree (er: p = degree/(nodes − 1); sf: degree/2 parents per node)", swept=True, static=True, kind=float)
     realizations: int = param(3, "random DAGs per cell", kind=int)
     lam_w: float = param(0.02, "ℓ₁ weight on the edge weights", kind=float)
     lam_mask: float = param(0.01, "ℓ₁ weight on the mask probabilities σ(θ)", kind=float)
@@ -82,7 +82,7 @@ class Config(StudyConfig):
         check_values("inner", self.inner, lo=1, integer=True)
 
 
-PRESETS = {"paper": {"nodes": (10, 20, 30, 50), "samples": (100, 500, 2000, 10000), "realizations": 10}, "small": {"nodes": (10,), "samples": (200, 2000)}}
+PRESETS = {"paper": {"nodes": (10, 20, 30, 50), "samples": (100, 500, 2000, 10000), "degree": (1.0, 2.0, 4.0), "realizations": 10}, "small": {"nodes": (10,), "samples": (200, 2000)}}
 
 
 def draw_dag(family: str, nodes: int, degree: float, seed: int) -> np.ndarray:
@@ -104,13 +104,13 @@ def _dagma_host(X, lam, thr):
 
 
 def make_cell(cfg: Config, static: dict):
-    family, n, N = static["graph"], static["nodes"], static["samples"]
+    family, n, N, degree = static["graph"], static["nodes"], static["samples"], static["degree"]
     dtype = float_dtype(cfg)
     nmax = max(cfg.nodes)
     R = cfg.realizations
     # DAGs are host inputs (seeded from the config seed, family and size), the same for every N: the
     # consistency check compares sample sizes on the same graphs.
-    dags = np.stack([draw_dag(family, n, cfg.degree, cfg.seed * 1000 + r + 17 * n) for r in range(R)])
+    dags = np.stack([draw_dag(family, n, degree, cfg.seed * 1000 + r + 17 * n) for r in range(R)])
     run_dagma = cfg.dagma == "auto" and dagma_available()
 
     def pad(a):
@@ -148,20 +148,22 @@ def coords(cfg: Config):
 
 
 def metrics_table(ds) -> list[dict]:
+    """SHD/TPR/FDR and acyclicity of every estimate (both methods), one row each."""
     rows = []
     for g in ds["graph"].values:
         for n in ds["nodes"].values:
             for N in ds["samples"].values:
-                c = ds.sel(graph=g, nodes=n, samples=N)
-                n_ = int(n)
-                for r in ds["realization"].values:
-                    T = c["true"].values[r, :n_, :n_] > 0.5
-                    for method, key in (("sinkflow", "est"), ("dagma", "est_dagma")):
-                        E = c[key].values[r, :n_, :n_]
-                        if np.isnan(E).any():
-                            continue
-                        m = edge_metrics(T, E > 0.5)
-                        rows.append({"graph": str(g), "nodes": n_, "samples": int(N), "realization": int(r), "method": method, **m, "dag": G.is_dag(E > 0.5)})
+                for deg in ds["degree"].values:
+                    c = ds.sel(graph=g, nodes=n, samples=N, degree=deg)
+                    n_ = int(n)
+                    for r in ds["realization"].values:
+                        T = c["true"].values[r, :n_, :n_] > 0.5
+                        for method, key in (("sinkflow", "est"), ("dagma", "est_dagma")):
+                            E = c[key].values[r, :n_, :n_]
+                            if np.isnan(E).any():
+                                continue
+                            m = edge_metrics(T, E > 0.5)
+                            rows.append({"graph": str(g), "nodes": n_, "samples": int(N), "degree": float(deg), "realization": int(r), "method": method, **m, "dag": G.is_dag(E > 0.5)})
     return rows
 
 
@@ -170,15 +172,15 @@ def plot(ds, outdir):
     fig, axes = new_figure(1, 3, size=(3.6, 3.2))
     Ns_all = sorted(int(N) for N in ds["samples"].values)
     for ax, key in zip(axes[0], ("shd", "tpr", "fdr")):
-        for gi, g in enumerate(ds["graph"].values):
-            for ni, n in enumerate(ds["nodes"].values):
-                for mi, (method, color) in enumerate((("sinkflow", "C0"), ("dagma", "C3"))):
-                    pts = [(r["samples"], r[key]) for r in rows if r["graph"] == g and r["nodes"] == int(n) and r["method"] == method]
-                    if not pts:
-                        continue
-                    Ns = sorted({p[0] for p in pts})
-                    mean = [np.mean([v for s_, v in pts if s_ == N_]) for N_ in Ns]
-                    ax.plot(Ns, mean, ("-", "--", ":", "-.")[gi % 4], marker="os^v"[ni % 4], color=color, alpha=0.8, label=f"{method}: {g} n={int(n)}")
+        groups = sorted({(r["graph"], r["nodes"], r["degree"]) for r in rows})
+        for gi, (g, n, deg) in enumerate(groups):
+            for method, color in (("sinkflow", "C0"), ("dagma", "C3")):
+                pts = [(r["samples"], r[key]) for r in rows if (r["graph"], r["nodes"], r["degree"]) == (g, n, deg) and r["method"] == method]
+                if not pts:
+                    continue
+                Ns = sorted({p[0] for p in pts})
+                mean = [np.mean([v for s_, v in pts if s_ == N_]) for N_ in Ns]
+                ax.plot(Ns, mean, ("-", "--", ":", "-.")[gi % 4], marker="os^v"[(gi // 4) % 4], color=color, alpha=0.8, label=f"{method}: {g} n={n} deg {deg:g}")
         ax.set_xscale("log")
         ax.set_xticks(Ns_all, [str(N) for N in Ns_all])
         ax.minorticks_off()
@@ -195,12 +197,11 @@ def checks(ds):
     mine = [r for r in rows if r["method"] == "sinkflow"]
     out.append(compare("learned graphs are DAGs", "NOTEARS h(A) = 0 iff DAG; graphs.is_dag", 0, sum(not r["dag"] for r in mine), 0, "count of cyclic thresholded estimates", mode="le", detail=f"h(A) of the weighted adjacency after the fixed --outer rounds: max {float(np.max(ds['h'].values)):.2g}"))
     bad = []
-    for g in ds["graph"].values:
-        for n in ds["nodes"].values:
-            Ns = sorted(int(N) for N in ds["samples"].values)
-            med = [float(np.median([r["shd"] for r in mine if r["graph"] == g and r["nodes"] == int(n) and r["samples"] == N])) for N in Ns]
-            rise = max([b - a for a, b in zip(med, med[1:])], default=-math.inf)
-            bad.append((rise - 1.0, f"{g} n={int(n)}: median SHD {med} over N = {Ns}"))
+    Ns = sorted(int(N) for N in ds["samples"].values)
+    for g, n, deg in sorted({(r["graph"], r["nodes"], r["degree"]) for r in mine}):
+        med = [float(np.median([r["shd"] for r in mine if (r["graph"], r["nodes"], r["degree"]) == (g, n, deg) and r["samples"] == N])) for N in Ns]
+        rise = max([b - a for a, b in zip(med, med[1:])], default=-math.inf)
+        bad.append((rise - 1.0, f"{g} n={n} degree {deg:g}: median SHD {med} over N = {Ns}"))
     w, d = worst_case(bad)
     out.append(compare("SHD does not grow with N", "consistency", 0.0, w, 0.0, "median SHD increase between consecutive N ≤ 1 edge", mode="le", detail=d))
     theirs = [r for r in rows if r["method"] == "dagma"]

@@ -206,12 +206,22 @@ def _cells(ds):
 def plot(ds, outdir):
     fig, axes = new_figure(1, 2, size=(4.4, 3.6))
     norms = [str(m) for m in ds["normalization"].values]
+    pts = {"gap_eff": [], "gap_graph": []}
     for g, n, m, b, c, rates in _cells(ds):
         single = float(c["kernel"]) == 1
         color = f"C{norms.index(m)}"
         marker = "o" if single else "x"
         for ax, key in ((axes[0][0], "gap_eff"), (axes[0][1], "gap_graph")):
             ax.scatter([float(c[key])] * len(rates), [r for r, _ in rates], s=10, color=color, marker=marker, alpha=0.6)
+            gap = float(c[key])
+            if single and math.isfinite(gap) and gap > 0:
+                pts[key] += [(gap, r) for r, _ in rates if math.isfinite(r) and r > 0]
+    for ax, key in ((axes[0][0], "gap_eff"), (axes[0][1], "gap_graph")):
+        if len({p[0] for p in pts[key]}) >= 2:
+            x, y = np.log(np.array(pts[key])).T
+            slope, icpt = np.polyfit(x, y, 1)
+            scatter = float(np.std(y - (slope * x + icpt)))
+            ax.text(0.03, 0.97, f"consensus cells: log rate = {slope:.3f} log gap {icpt:+.3f}\nscatter (std of log residual) {scatter:.3f}", transform=ax.transAxes, va="top", fontsize=7)
     for ax, label in ((axes[0][0], "effective gap of I − W⁰ (predicted)"), (axes[0][1], "graph Laplacian gap (min in-degree)")):
         lo, hi = 1e-2, 3.0
         ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
