@@ -25,15 +25,25 @@ prediction is only approximate (measured and reported in the check's detail:
 e.g. 0.43 vs 0.5 at β = 0 on a 6-node ER DAG).
 
 Checks
-- *effective gap predicts the rate*: where consensus is the limit (one-
-  dimensional kernel of I − W⁰: single-source DAGs, connected skeletons), the fitted late rate of the distance (over [1e-9, 1e-4] and
-  t ≤ 0.8T) equals the effective gap within 2%, for every realization; the
-  prefactor t^k of defective effective Laplacians (the directed path: one Jordan
-  block of size n − 1) is fitted with k = Jordan index − 1, with graph-heat's
-  fit biased by the prefactor's lower powers; long chains (k > 3: directed
-  paths with n ≥ 6) are reported in the detail, not checked (3.6% off for the
-  6-node path at β = 2; measured).
-- Reported: the no-consensus cells (rate vs prediction, in the detail),
+- *effective gap predicts the rate*: for every realization that ends in
+  consensus (largest pairwise distance at T ≤ 1e-6) on a graph whose I − W⁰ has a
+  one-dimensional kernel (single-source DAGs, connected skeletons), the gap is
+  the asymptotic rate, so the fitted rate may not fall below it by more than 2%.
+  Over a finite window it can be faster, when the nonlinear phase has left
+  little amplitude on the slowest mode (as for the causal leader's farthest
+  token): measured 0.49 against 0.39 for the 8-node complete DAG, fixed-3
+  Sinkhorn, β = 3. The share of runs equal to the gap within 2% is reported.
+  Rates are fitted over distance ∈ [1e-9, 1e-4] and t ≤ 0.8T, with the prefactor
+  t^k of defective effective Laplacians (k = Jordan index − 1) in the fit. Long
+  chains (k > 3: directed paths with n ≥ 6, whose fit is biased by the
+  prefactor's lower powers, 3.6% for the 6-node path at β = 2) are reported,
+  not checked. Realizations that have not entered the window by 0.8·T (a token
+  starting near the leader's antipode escapes slowly at large β) are listed,
+  not counted.
+  Status (small preset): 1 of 207 runs is 3.4% *below* the gap (ER p = 0.6,
+  fixed-3 Sinkhorn, β = 1), so the check fails there; not yet understood.
+- Reported: realizations that end elsewhere (e.g. separated clusters under a
+  fixed-K Sinkhorn at β = 3, whose rates differ from the gap) and the no-consensus cells (rate vs prediction, in the detail),
   and, in the figure, the graph Laplacian gap against the measured rate (for
   softmax it predicts only through the map k ↦ k/(k + 1)).
 """
@@ -95,7 +105,7 @@ class Config(PreciseSolverFields):
     normalization: tuple = param(("softmax", "fixed-3", "unbalanced-0.5", "skeleton"), "softmax, fixed-K, unbalanced-T, skeleton", swept=True, static=True, kind=str)
     beta: tuple = param((0.0, 1.0, 3.0), "inverse temperature β", swept=True, kind=float)
     d: int = param(8, "dimension", kind=int)
-    horizon: float = param(40.0, "final time in units of 1/(predicted rate)", kind=float)
+    horizon: float = param(60.0, "final time in units of 1/(predicted rate)", kind=float)
     n_times: int = param(201, "save times", kind=int)
     realizations: int = param(3, "uniform starts per cell", kind=int)
     graph_seed: int = param(0, "seed of the random DAGs", kind=int)
@@ -168,12 +178,13 @@ def make_cell(cfg: Config, static: dict):
         sol = solve(attention_field, x0, ts, params, config=solver, project=normalize)
         xs = normalize(sol.ys)
         dist = jnp.max(jnp.linalg.norm(xs - xs[-1], axis=-1), axis=-1)
-        return dist, sol.code
+        spread = jnp.max(jnp.linalg.norm(xs[-1][:, None] - xs[-1][None], axis=-1))  # 0 ⇔ consensus at T
+        return dist, spread, sol.code
 
     def cell(values, key):
         beta = values["beta"].astype(dtype)
-        dist, code = jax.vmap(one, in_axes=(0, None))(jax.random.split(key, R), beta)
-        return {"dist": dist, "status": with_finiteness(jnp.max(code), dist), **consts}
+        dist, spread, code = jax.vmap(one, in_axes=(0, None))(jax.random.split(key, R), beta)
+        return {"dist": dist, "spread": spread, "status": with_finiteness(jnp.max(code), dist), **consts}
 
     return cell
 
@@ -239,13 +250,16 @@ def plot(ds, outdir):
 
 def checks(ds):
     out = [status_check(ds, "every check")]
-    rows, off, longk = [], [], []
+    rows, off, longk, unreached = [], [], [], []
     for g, n, m, b, c, rates in _cells(ds):
         gap = float(c["gap_eff"])
-        exact = float(c["kernel"]) == 1
         k = int(c["jordan"]) - 1
         for r, (lam, allow) in enumerate(rates):
-            err = abs(lam / gap - 1.0) if math.isfinite(lam) else math.inf
+            exact = float(c["kernel"]) == 1 and float(c["spread"].values[r]) <= 1e-6  # the linearisation is about consensus
+            if not math.isfinite(lam):  # never reached the linear window before 0.8·T (slow nonlinear entry at large β)
+                unreached.append(f"{g} n={n} {m} β={b:g} r={r}")
+                continue
+            err = 1.0 - lam / gap if exact and k <= 3 else abs(lam / gap - 1.0)  # checked: one-sided (see the docstring)
             text = f"{g} n={n} {m} β={b:g} r={r}: rate {lam:.5g} vs gap {gap:.5g} (graph gap {float(c['gap_graph']):.3g}, k={k})"
             (rows if exact and k <= 3 else longk if exact else off).append((err, text))
     if rows:
@@ -258,7 +272,10 @@ def checks(ds):
             errs = [e for e, _ in off if math.isfinite(e)]
             wo, do = worst_case(off)
             extra += f" | no-consensus cells: {len(off)} runs, median relative error {np.median(errs) if errs else math.nan:.3g}, worst {do}"
-        out.append(compare("consensus rate = effective spectral gap", "derived (linearisation at equal logits)", 0.0, w, 0.02, "relative error where consensus is the limit (kernel of I − W⁰ one-dimensional)", mode="le", detail=f"{len(rows)} runs; worst {d}{extra}"))
+        if unreached:
+            extra += f" | {len(unreached)} runs never reached the window by 0.8·T (not counted): {unreached[:4]}"
+        close = float(np.mean([abs(e) <= 0.02 for e, _ in rows]))
+        out.append(compare("consensus rate ≥ effective spectral gap", "derived (linearisation at equal logits)", 0.0, w, 0.02, "1 − rate/gap ≤ 2% for runs ending in consensus (the gap is the asymptotic rate)", mode="le", detail=f"{len(rows)} runs, {100 * close:.0f}% equal to the gap within 2%; worst {d}{extra}"))
     return out
 
 
@@ -269,7 +286,7 @@ STUDY = Study(
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,
-    output_dims={"dist": ("realization", "u"), "status": (), "gap_eff": (), "gap_graph": (), "jordan": (), "kernel": (), "T_cell": (), "henrici": ()},
+    output_dims={"dist": ("realization", "u"), "spread": ("realization",), "status": (), "gap_eff": (), "gap_graph": (), "jordan": (), "kernel": (), "T_cell": (), "henrici": ()},
     coords=coords,
     plot=plot,
     checks=checks,
