@@ -27,23 +27,27 @@ e.g. 0.43 vs 0.5 at β = 0 on a 6-node ER DAG).
 Checks
 - *effective gap predicts the rate*: for every realization that ends in
   consensus (largest pairwise distance at T ≤ 1e-6) on a graph whose I − W⁰ has a
-  one-dimensional kernel (single-source DAGs, connected skeletons), the gap is
-  the asymptotic rate, so the fitted rate may not fall below it by more than 2%.
-  Over a finite window it can be faster, when the nonlinear phase has left
-  little amplitude on the slowest mode (as for the causal leader's farthest
-  token): measured 0.49 against 0.39 for the 8-node complete DAG, fixed-3
-  Sinkhorn, β = 3. The share of runs equal to the gap within 2% is reported.
+  one-dimensional kernel (single-source DAGs, connected skeletons), the fitted
+  rate equals the gap within 2%, provided the fitting window starts after the
+  next mode has faded: (λ′ − gap)·t_lo ≥ 3, λ′ the next distinct real part (a
+  mixture a e^{−gap·t} ± b e^{−λ′t} has log-slope gap + O((λ′ − gap)(b/a)e^{−(λ′−gap)t}),
+  slower or faster by sign; measured 3.4% below the gap on an 8-node ER DAG with
+  λ′ − gap = 0.03), and the slope is stable across the window (its two halves
+  agree to 1%): when the nonlinear phase leaves little amplitude on the slowest
+  mode (as for the causal leader's farthest token), the window sees a changing
+  mixture (measured 0.49 against the gap 0.39 for the 8-node complete DAG,
+  fixed-3 Sinkhorn, β = 3). Runs outside this regime are reported, not checked.
   Rates are fitted over distance ∈ [1e-9, 1e-4] and t ≤ 0.8T, with the prefactor
-  t^k of defective effective Laplacians (k = Jordan index − 1) in the fit. Long
-  chains (k > 3: directed paths with n ≥ 6, whose fit is biased by the
-  prefactor's lower powers, 3.6% for the 6-node path at β = 2) are reported,
-  not checked. Realizations that have not entered the window by 0.8·T (a token
+  t^k of defective effective Laplacians (k = Jordan index − 1) in the fit.
+  Defective cases (k ≥ 1: directed paths, and DAGs where two tokens share the
+  slowest in-degree along a chain) are reported, not checked: the lower powers
+  of the prefactor bias the fit by an amount that depends on the start (4.6% for
+  k = 1 on an 8-node ER DAG at β = 3, 7.6% for the 8-node path, k = 6; measured;
+  the linear graph-heat study checks these transients from Gaussian starts). Realizations that have not entered the window by 0.8·T (a token
   starting near the leader's antipode escapes slowly at large β) are listed,
   not counted.
-  Status (small preset): 1 of 207 runs is 3.4% *below* the gap (ER p = 0.6,
-  fixed-3 Sinkhorn, β = 1), so the check fails there; not yet understood.
-- Reported: realizations that end elsewhere (e.g. separated clusters under a
-  fixed-K Sinkhorn at β = 3, whose rates differ from the gap) and the no-consensus cells (rate vs prediction, in the detail),
+- Reported: realizations that do not end in consensus and the no-consensus
+  cells (rate vs prediction, in the detail),
   and, in the figure, the graph Laplacian gap against the measured rate (for
   softmax it predicts only through the map k ↦ k/(k + 1)).
 """
@@ -158,6 +162,8 @@ def make_cell(cfg: Config, static: dict):
     graph_gap = G.spectral_gap(G.laplacian(A))
     lam = G.eigenvalues(Leff)
     kernel = int(np.sum(np.abs(lam) < 1e-9))  # 1 ⇔ the linearisation has consensus as its only equilibrium
+    above = lam.real[lam.real > gap_eff + 1e-6]
+    gap2 = float(above.min()) if above.size else math.nan  # next distinct rate: sets how fast the gap mode takes over
     T = (cfg.horizon + 3.0 * max(J - 1, 0)) / gap_eff
     ts = np.linspace(0.0, T, cfg.n_times)
     solver = cfg.solver_config()
@@ -167,6 +173,7 @@ def make_cell(cfg: Config, static: dict):
         "gap_graph": jnp.asarray(graph_gap, dtype),
         "jordan": jnp.asarray(float(J), dtype),
         "kernel": jnp.asarray(float(kernel), dtype),
+        "gap2": jnp.asarray(gap2, dtype),
         "T_cell": jnp.asarray(T, dtype),
         "henrici": jnp.asarray(G.henrici(Leff), dtype),
     }
@@ -193,13 +200,17 @@ def coords(cfg: Config):
     return {"u": np.linspace(0.0, 1.0, cfg.n_times), "realization": np.arange(cfg.realizations)}
 
 
-def fit_rate(dist: np.ndarray, t: np.ndarray, k: int) -> tuple[float, float]:
-    """(rate with the prefactor power k known, allowance k²/(t_lo·t_hi) for its lower powers when k > 3; see graph-heat)."""
+def fit_rate(dist: np.ndarray, t: np.ndarray, k: int) -> tuple[float, float, float]:
+    """(rate with the prefactor power k known, start t_lo of the fitting window, relative change of the
+    slope between the window's two halves — large while the decay is still a changing mixture of modes)."""
     sel = (dist >= WINDOW[0]) & (dist <= WINDOW[1]) & (t <= 0.8 * t[-1]) & (t > 0)
-    if sel.sum() < 5:
-        return math.nan, 0.0
-    rate = float(-np.polyfit(t[sel], np.log(dist[sel]) - k * np.log(t[sel]), 1)[0])
-    return rate, (k * k / (t[sel][0] * t[sel][-1]) if k > 3 else 0.0)
+    if sel.sum() < 10:
+        return math.nan, math.nan, math.nan
+    tt, y = t[sel], np.log(dist[sel]) - k * np.log(t[sel])
+    rate = float(-np.polyfit(tt, y, 1)[0])
+    h = len(tt) // 2
+    r1, r2 = -np.polyfit(tt[:h], y[:h], 1)[0], -np.polyfit(tt[h:], y[h:], 1)[0]
+    return rate, float(tt[0]), float(abs(r2 - r1) / abs(r2))
 
 
 def _cells(ds):
@@ -210,7 +221,7 @@ def _cells(ds):
                     c = ds.sel(graph=g, n=n, normalization=m, beta=b)
                     t = ds["u"].values * float(c["T_cell"])
                     k = int(c["jordan"]) - 1
-                    rates = [fit_rate(r, t, k) for r in c["dist"].values]  # (rate, allowance)
+                    rates = [fit_rate(r, t, k) for r in c["dist"].values]  # (rate, t_lo, slope drift)
                     yield str(g), int(n), str(m), float(b), c, rates
 
 
@@ -223,10 +234,10 @@ def plot(ds, outdir):
         color = f"C{norms.index(m)}"
         marker = "o" if single else "x"
         for ax, key in ((axes[0][0], "gap_eff"), (axes[0][1], "gap_graph")):
-            ax.scatter([float(c[key])] * len(rates), [r for r, _ in rates], s=10, color=color, marker=marker, alpha=0.6)
+            ax.scatter([float(c[key])] * len(rates), [r[0] for r in rates], s=10, color=color, marker=marker, alpha=0.6)
             gap = float(c[key])
             if single and math.isfinite(gap) and gap > 0:
-                pts[key] += [(gap, r) for r, _ in rates if math.isfinite(r) and r > 0]
+                pts[key] += [(gap, r[0]) for r in rates if math.isfinite(r[0]) and r[0] > 0]
     for ax, key in ((axes[0][0], "gap_eff"), (axes[0][1], "gap_graph")):
         if len({p[0] for p in pts[key]}) >= 2:
             x, y = np.log(np.array(pts[key])).T
@@ -250,32 +261,43 @@ def plot(ds, outdir):
 
 def checks(ds):
     out = [status_check(ds, "every check")]
-    rows, off, longk, unreached = [], [], [], []
+    rows, off, longk, unreached, close_spec = [], [], [], [], []
     for g, n, m, b, c, rates in _cells(ds):
         gap = float(c["gap_eff"])
         k = int(c["jordan"]) - 1
-        for r, (lam, allow) in enumerate(rates):
+        gap2 = float(c["gap2"])
+        for r, (lam, t_lo, drift) in enumerate(rates):
             exact = float(c["kernel"]) == 1 and float(c["spread"].values[r]) <= 1e-6  # the linearisation is about consensus
             if not math.isfinite(lam):  # never reached the linear window before 0.8·T (slow nonlinear entry at large β)
                 unreached.append(f"{g} n={n} {m} β={b:g} r={r}")
                 continue
-            err = 1.0 - lam / gap if exact and k <= 3 else abs(lam / gap - 1.0)  # checked: one-sided (see the docstring)
-            text = f"{g} n={n} {m} β={b:g} r={r}: rate {lam:.5g} vs gap {gap:.5g} (graph gap {float(c['gap_graph']):.3g}, k={k})"
-            (rows if exact and k <= 3 else longk if exact else off).append((err, text))
+            err = abs(lam / gap - 1.0)
+            text = f"{g} n={n} {m} β={b:g} r={r}: rate {lam:.5g} vs gap {gap:.5g} (next {gap2:.4g}, graph gap {float(c['gap_graph']):.3g}, k={k})"
+            separated = not math.isfinite(gap2) or (gap2 - gap) * t_lo >= 3.0
+            if not exact:
+                off.append((err, text))
+            elif k > 0:
+                longk.append((err, text))
+            elif not separated or drift > 0.01:
+                close_spec.append((err, text + f", slope drift {drift:.3f}"))
+            else:
+                rows.append((err, text))
     if rows:
         w, d = worst_case(rows)
         extra = ""
-        if longk:  # long Jordan chains of I − W⁰ (directed paths): the t^k fit is biased by its lower powers
+        if longk:  # Jordan chains of I − W⁰: the t^k fit is biased by its lower powers, by an amplitude-dependent amount
             wl, dl = worst_case(longk)
-            extra += f" | Jordan chains k > 3 (not checked): {len(longk)} runs, worst relative error {wl:.3g} at {dl}"
+            extra += f" | defective I − W⁰ (Jordan chains, k ≥ 1; not checked): {len(longk)} runs, worst relative error {wl:.3g} at {dl}"
         if off:  # no consensus: reported with the check, no tolerance claimed
             errs = [e for e, _ in off if math.isfinite(e)]
             wo, do = worst_case(off)
             extra += f" | no-consensus cells: {len(off)} runs, median relative error {np.median(errs) if errs else math.nan:.3g}, worst {do}"
         if unreached:
             extra += f" | {len(unreached)} runs never reached the window by 0.8·T (not counted): {unreached[:4]}"
-        close = float(np.mean([abs(e) <= 0.02 for e, _ in rows]))
-        out.append(compare("consensus rate ≥ effective spectral gap", "derived (linearisation at equal logits)", 0.0, w, 0.02, "1 − rate/gap ≤ 2% for runs ending in consensus (the gap is the asymptotic rate)", mode="le", detail=f"{len(rows)} runs, {100 * close:.0f}% equal to the gap within 2%; worst {d}{extra}"))
+        if close_spec:
+            wc, dc = worst_case(close_spec)
+            extra += f" | not yet asymptotic ((λ′ − gap)·t_lo < 3 or the slope drifts > 1% across the window; not checked): {len(close_spec)} runs, worst relative error {wc:.3g} at {dc}"
+        out.append(compare("consensus rate = effective spectral gap", "derived (linearisation at equal logits)", 0.0, w, 0.02, "relative error for consensus runs in the asymptotic regime ((λ′ − gap)·t_lo ≥ 3, slope stable to 1% across the window)", mode="le", detail=f"{len(rows)} runs; worst {d}{extra}"))
     return out
 
 
@@ -286,7 +308,7 @@ STUDY = Study(
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,
-    output_dims={"dist": ("realization", "u"), "spread": ("realization",), "status": (), "gap_eff": (), "gap_graph": (), "jordan": (), "kernel": (), "T_cell": (), "henrici": ()},
+    output_dims={"dist": ("realization", "u"), "spread": ("realization",), "status": (), "gap2": (), "gap_eff": (), "gap_graph": (), "jordan": (), "kernel": (), "T_cell": (), "henrici": ()},
     coords=coords,
     plot=plot,
     checks=checks,
