@@ -22,9 +22,10 @@ Checks
   edge of realization noise).
 - *DAGMA ran in the same run* (only when the package is installed).
 Reported, not checked: SHD, TPR, FDR of both methods (the table printed by the
-checks and the figure). On the small preset DAGMA is clearly better on
-scale-free graphs (SHD 5 vs 15 on one 20-node SF graph, N = 2000; measured);
-the learner here is a straightforward NOTEARS-style masked layer, not a tuned
+checks and the figure). DAGMA is better: on the small preset (10 nodes, degree
+2, 3 DAGs per cell) mean SHD 3.5 (ER) and 1.3 (SF) for the learner against 0.0
+and 0.3 for DAGMA; on one 20-node SF graph at N = 2000, 15 against 5 (measured).
+The learner here is a straightforward NOTEARS-style masked layer, not a tuned
 structure-learning method.
 """
 
