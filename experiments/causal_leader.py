@@ -150,12 +150,12 @@ def plot(ds, outdir):
     ax.set_ylabel(r"$\max_k \|x_k(t) - x_1(0)\|$")
     ax.set_title(f"d = {d0}, n = {n0}, {w0}", fontsize=9)
     ax.legend(fontsize=7)
+    groups = sorted({(int(a), int(bb), str(cc)) for a in ds["d"].values for bb in ds["n"].values for cc in ds["weights"].values})
     for ax, what in ((axes[0][1], "rate"), (axes[0][2], "entry")):
-        for j, (d, n, w, b, c) in enumerate(_cells(ds)):
+        for d, n, w, b, c in _cells(ds):
             tok = c["dist_token"].values  # (R, t, token)
             vals = [late_rate(r[:, 1], t) for r in tok] if what == "rate" else [entry_time(r, t) for r in farthest(tok)]
-            key = (d, n, w)
-            color = f"C{sorted({(int(a), int(bb), str(cc)) for a in ds['d'].values for bb in ds['n'].values for cc in ds['weights'].values}).index(key) % 10}"
+            color = f"C{groups.index((d, n, w)) % 10}"
             ax.scatter([b] * len(vals), vals, s=8, color=color, alpha=0.6, label=f"d={d} n={n} {w}" if b == ds["beta"].values[0] else None)
         ax.set_xlabel(r"$\beta$")
     axes[0][1].axhline(0.5, color="k", ls="--", lw=1)

@@ -117,9 +117,7 @@ def make_cell(cfg: Config, static: dict):
     def pad(a):
         return jnp.pad(a, [(0, 0)] * (a.ndim - 2) + [(0, nmax - n), (0, nmax - n)])
 
-    def one(key, A):
-        kx, kf = jax.random.split(key)
-        X = _sem(kx, A)
+    def one(kf, X):
         est, info = fit_mask(kf, X, lam_mask=cfg.lam_mask, lam_w=cfg.lam_w, w_threshold=cfg.w_threshold, outer=cfg.outer, inner=cfg.inner)
         if run_dagma:
             host = lambda X_: _dagma_host(X_, float(cfg.lam_w), float(cfg.w_threshold))  # noqa: E731  (constants stay Python floats)
@@ -128,14 +126,13 @@ def make_cell(cfg: Config, static: dict):
             dg = jnp.full((n, n), jnp.nan)
         return est.astype(dtype), dg.astype(dtype), info["h"]
 
-    def _sem(key, A_index):
-        # linear_sem needs a concrete DAG: select among the R host DAGs with lax.switch.
-        branches = [lambda k, A=A: linear_sem(k, A, N, dtype=dtype)[0] for A in dags]
-        return jax.lax.switch(A_index, branches, key)
-
     def cell(values, key):
         del values
-        est, dg, h = jax.vmap(one)(jax.random.split(key, R), jnp.arange(R))
+        kx, kf = jax.vmap(jax.random.split, out_axes=1)(jax.random.split(key, R))
+        # linear_sem needs each DAG concrete (its topological order), so the R data sets are built one by
+        # one from the host DAGs (a lax.switch under vmap would have generated all R for every realization).
+        X = jnp.stack([linear_sem(kx[r], dags[r], N, dtype=dtype)[0] for r in range(R)])
+        est, dg, h = jax.vmap(one)(kf, X)
         true = jnp.asarray(dags, dtype)
         status = jnp.where(jnp.all(jnp.isfinite(h)), 0, 3).astype(jnp.int32)
         return {"true": pad(true), "est": pad(est), "est_dagma": pad(dg), "h": h, "status": status}

@@ -139,12 +139,10 @@ PRESETS = {"paper": {"n": (8, 16, 32), "beta": (0.0, 0.5, 1.0, 2.0, 4.0), "reali
 
 
 def effective_matrix(mask: np.ndarray, spec: Sinkhorn | None) -> np.ndarray:
-    """W⁰: the normalisation of the 0/1 mask (all logits equal), the consensus linearisation."""
-    zeros = jnp.zeros(mask.shape, jnp.float64)
+    """W⁰: the normalisation of the 0/1 mask the attention uses (all logits equal), the consensus linearisation."""
     if spec is None:
         return np.asarray(mask / mask.sum(axis=1, keepdims=True), float)
-    m = mask | mask.T if spec.symmetric else mask
-    return np.asarray(sinkhorn(zeros, spec, jnp.asarray(m))[0])
+    return np.asarray(sinkhorn(jnp.zeros(mask.shape, jnp.float64), spec, jnp.asarray(mask))[0])
 
 
 def make_cell(cfg: Config, static: dict):
@@ -155,7 +153,7 @@ def make_cell(cfg: Config, static: dict):
     mask = G.mask_from_graph(A)
     spec = parse_normalization(norm)
     att_mask = mask | mask.T if norm == "skeleton" else mask
-    W0 = effective_matrix(mask, spec)
+    W0 = effective_matrix(att_mask, spec)
     Leff = np.eye(n) - W0
     gap_eff = G.spectral_gap(Leff, tol=1e-7)
     J = jordan_index(Leff, gap_eff, tol=1e-7) if abs(np.imag(G.eigenvalues(Leff)).max()) < 1e-9 else 1
