@@ -33,7 +33,7 @@ from sinkflow import theory
 from sinkflow.attention import Attention
 from sinkflow.batching import default_piece, map_batches
 from sinkflow.checks import compare, status_check
-from sinkflow.fields import attention_field
+from sinkflow.fields import attention_field, attention_field_unnormalized
 from sinkflow.grid import parse_grid
 from sinkflow.observables import close_pair_fraction
 from sinkflow.solve import solve, with_finiteness
@@ -73,12 +73,15 @@ def make_chunk(cfg: Config, static: dict):
     solver = cfg.solver_config()
     normalization = "softmax" if cfg.model == "sa" else "none"
     R = cfg.realizations
+    # Fixed steps: every stage is evaluated afresh, so the cheaper extension off the sphere is exact enough
+    # (same order, see fields.attention_field_unnormalized); FSAL adaptive methods keep the 0-homogeneous one.
+    field = attention_field_unnormalized if solver.use_scan else attention_field
 
     def solve_piece(args):
         x0, beta = args
         params = Attention(beta=beta[:, None, None], normalization=normalization)
         observable = lambda t, x, a: close_pair_fraction(x, cfg.delta)  # noqa: E731  (B,)
-        sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize)
+        sol = solve(field, x0, ts, params, config=solver, observable=observable, project=normalize)
         B = x0.shape[0]
         return sol.ys.T, jnp.broadcast_to(sol.code, (B,)), jnp.broadcast_to(sol.num_steps, (B,))
 

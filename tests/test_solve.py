@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sinkflow import sphere
-from sinkflow.fields import attention_field, sa
+from sinkflow.fields import attention_field, attention_field_unnormalized, sa
 from sinkflow.solve import SolverConfig, solve
 
 X0 = sphere.uniform(jax.random.key(11), (5,), 3, jnp.float64)
@@ -12,8 +12,8 @@ PARAMS = sa(1.5)
 T = 2.0
 
 
-def _final(config):
-    sol = solve(attention_field, X0, np.array([0.0, T]), PARAMS, config=config, project=sphere.normalize)
+def _final(config, field=attention_field):
+    sol = solve(field, X0, np.array([0.0, T]), PARAMS, config=config, project=sphere.normalize)
     assert int(sol.status) == 0
     return np.asarray(sol.ys[-1])
 
@@ -34,6 +34,29 @@ def test_convergence_order_slope(method, order, backend):
     errs = [np.max(np.abs(_final(SolverConfig(method, dt=float(h), backend=backend)) - _ref())) for h in dts]
     slope = np.polyfit(np.log(dts), np.log(errs), 1)[0]
     assert abs(slope - order) < 0.3, (slope, errs)
+
+
+@pytest.mark.parametrize("method,order", [("heun", 2), ("rk4", 4)])
+def test_unnormalized_extension_keeps_the_order(method, order):
+    """The extension a − ⟨x,a⟩x (no input normalisation) has the same flow on the sphere: a projected
+    RK step converges to the same reference (computed with the 0-homogeneous field) at the same order."""
+    dts = np.array([0.2, 0.1, 0.05, 0.025])
+    errs = [np.max(np.abs(_final(SolverConfig(method, dt=float(h)), attention_field_unnormalized) - _ref())) for h in dts]
+    slope = np.polyfit(np.log(dts), np.log(errs), 1)[0]
+    assert abs(slope - order) < 0.3, (slope, errs)
+
+
+def test_unnormalized_extension_agrees_on_the_sphere_and_keeps_it_invariant():
+    x = sphere.uniform(jax.random.key(3), (4, 7), 5, jnp.float64)
+    for params in (sa(2.0), sa(0.5, value_scale=-1.0)):
+        np.testing.assert_allclose(attention_field_unnormalized(0.0, x, params), attention_field(0.0, x, params), atol=1e-14)
+    # Off the sphere: d|x_i|²/dt = 2⟨x_i, f_i⟩ = 2⟨x_i, a_i⟩(1 − |x_i|²), zero exactly on it.
+    y = 1.1 * x
+    f = attention_field_unnormalized(0.0, y, sa(2.0))
+    from sinkflow.attention import attend
+
+    a = attend(y, sa(2.0), unit=True)
+    np.testing.assert_allclose(jnp.sum(y * f, -1), jnp.sum(y * a, -1) * (1 - 1.21), rtol=1e-12)
 
 
 def test_scan_and_diffrax_backends_agree():
