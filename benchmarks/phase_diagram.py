@@ -10,7 +10,11 @@ Baselines, timed here on the same machine:
   particles (how research scripts are written);
 - numpy vectorised: the whole batch as one array;
 - torch batched RK4 (CPU), if torch is installed (``pip install -e .[bench]``).
-Baselines run on a subset of realizations and report trajectories per second.
+Baselines run on a subset of realizations and report trajectories per second;
+sinkflow, torch, vectorised numpy and the ceiling are timed in interleaved rounds
+(``--rounds``, default 3) and the best of each is kept, because this shared
+machine's speed drifts by ±30% over minutes; the numpy loop runs once, the peak
+is the best of 5.
 
 FLOP model: one field evaluation costs 4·n²·d flops (logits X Xᵀ and W X, two
 flops per multiply-add); softmax, normalisation and projections are not counted.
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import time
 import timeit
@@ -59,6 +64,7 @@ def matmul_peak() -> float:
 
 
 def sinkflow_chunk(R: int, method: str):
+    """(run-once callable, trajectories per run, info) for one compiled phase-diagram chunk."""
     from experiments.phase_diagram import STUDY
     from sinkflow.sweep import cell_keys
 
@@ -69,14 +75,14 @@ def sinkflow_chunk(R: int, method: str):
     t0 = time.perf_counter()
     out = jax.block_until_ready(fn(vals, keys))
     first = time.perf_counter() - t0
-    run = best(lambda: jax.block_until_ready(fn(vals, keys)), 2)
-    return {"compile_s": max(first - run, 0.0), "run_s": run, "traj_per_s": len(BETAS) * R / run, "steps": int(np.max(out["num_steps"])), "status": int(np.max(out["status"]))}
+    info = {"first_call_s": first, "steps": int(np.max(out["num_steps"])), "status": int(np.max(out["status"]))}
+    return (lambda: jax.block_until_ready(fn(vals, keys))), len(BETAS) * R, info
 
 
 def dots_only(B: int = 2048) -> float:
     """Ceiling for this structure: RK4 over x ↦ (x xᵀ) x − x alone (the field's two batched products,
     no exp, no reductions), renormalised after each step like the real solve (unbounded growth
-    would overflow); same shapes and step count; trajectories per second."""
+    would overflow); same shapes and step count. Returns (run-once callable, trajectories per run)."""
     x = jax.random.normal(jax.random.key(0), (B, N, D), jnp.float32)
     x = x / jnp.linalg.norm(x, axis=-1, keepdims=True)
 
@@ -94,7 +100,7 @@ def dots_only(B: int = 2048) -> float:
     steps = int(round(T / DT))
     g = jax.jit(lambda y: jax.lax.fori_loop(0, steps, body, y))
     g(x).block_until_ready()
-    return B / best(lambda: g(x).block_until_ready(), 2)
+    return (lambda: g(x).block_until_ready()), B
 
 
 def _np_field(x, beta):
@@ -135,9 +141,7 @@ def numpy_vectorised(R_sub: int) -> float:
     x = rng.standard_normal((len(BETAS) * R_sub, N, D)).astype(np.float32)
     x /= np.linalg.norm(x, axis=-1, keepdims=True)
     beta = np.repeat(BETAS, R_sub).astype(np.float32)[:, None, None]
-    t0 = time.perf_counter()
-    _np_rk4(x, beta, int(round(T / DT)))
-    return x.shape[0] / (time.perf_counter() - t0)
+    return (lambda: _np_rk4(x, beta, int(round(T / DT)))), x.shape[0]
 
 
 def torch_batched(R_sub: int):
@@ -156,35 +160,57 @@ def torch_batched(R_sub: int):
         a = torch.bmm(w, y)
         return a - (a * y).sum(-1, keepdim=True) * y
 
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for _ in range(int(round(T / DT))):
-            k1 = f(x)
-            k2 = f(x + DT / 2 * k1)
-            k3 = f(x + DT / 2 * k2)
-            k4 = f(x + DT * k3)
-            x = x + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-            x = x / x.norm(dim=-1, keepdim=True)
-    return x.shape[0] / (time.perf_counter() - t0)
+    def run():
+        y = x
+        with torch.no_grad():
+            for _ in range(int(round(T / DT))):
+                k1 = f(y)
+                k2 = f(y + DT / 2 * k1)
+                k3 = f(y + DT / 2 * k2)
+                k4 = f(y + DT * k3)
+                y = y + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+                y = y / y.norm(dim=-1, keepdim=True)
+
+    return run, x.shape[0]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--realizations", type=int, default=1024)
     ap.add_argument("--quick", action="store_true", help="R = 128 and small baseline subsets")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the best of each is kept")
     args = ap.parse_args()
     R = 128 if args.quick else args.realizations
     flops_per_traj = 4 * (int(round(T / DT))) * 4 * N * N * D
     peak = matmul_peak()
     res = {"device": str(jax.devices()[0]), "R": R, "peak_f32_gflops": peak}
-    fixed = sinkflow_chunk(R, "rk4")
-    adaptive = sinkflow_chunk(R, "tsit5")
+    runners = {}
+    runners["sinkflow_rk4"] = sinkflow_chunk(R, "rk4")
+    runners["sinkflow_tsit5"] = sinkflow_chunk(R, "tsit5")
+    runners["dots_only"] = (*dots_only(512 if args.quick else 2048), {})
+    runners["numpy_vec"] = (*numpy_vectorised(16 if args.quick else 64), {})
+    tb = torch_batched(64 if args.quick else 256)
+    if tb is not None:
+        runners["torch"] = (*tb, {})
+    # Interleaved rounds, best of each: the machine's speed drifts, and a ratio of two timings taken
+    # minutes apart would measure the drift.
+    best_s = {k: math.inf for k in runners}
+    for _ in range(args.rounds):
+        for k, (run, _, _) in runners.items():
+            t0 = time.perf_counter()
+            run()
+            best_s[k] = min(best_s[k], time.perf_counter() - t0)
+    rate = {k: runners[k][1] / best_s[k] for k in runners}
+    fixed = {**runners["sinkflow_rk4"][2], "run_s": best_s["sinkflow_rk4"], "traj_per_s": rate["sinkflow_rk4"]}
+    adaptive = {**runners["sinkflow_tsit5"][2], "run_s": best_s["sinkflow_tsit5"], "traj_per_s": rate["sinkflow_tsit5"]}
+    for info in (fixed, adaptive):
+        info["compile_s"] = max(info.pop("first_call_s") - info["run_s"], 0.0)
     res["sinkflow_rk4"] = fixed
     res["sinkflow_tsit5"] = adaptive
-    res["dots_only_traj_per_s"] = dots_only(512 if args.quick else 2048)
+    res["dots_only_traj_per_s"] = rate["dots_only"]
     res["numpy_loop_traj_per_s"] = numpy_loop(4 if args.quick else 16)
-    res["numpy_vec_traj_per_s"] = numpy_vectorised(16 if args.quick else 64)
-    res["torch_traj_per_s"] = torch_batched(64 if args.quick else 256)
+    res["numpy_vec_traj_per_s"] = rate["numpy_vec"]
+    res["torch_traj_per_s"] = rate.get("torch")
     gflops = fixed["traj_per_s"] * flops_per_traj / 1e9
     res["sinkflow_rk4_gflops"] = gflops
     res["fraction_of_peak"] = gflops / peak
