@@ -18,7 +18,10 @@ All functions are jax.numpy and broadcast over s and ε.
 
 from __future__ import annotations
 
+import functools
+
 import diffrax
+import jax
 import jax.numpy as jnp
 
 from .entropy import gaussian_entropy
@@ -60,8 +63,9 @@ def heat_limit_rate(normalizer: str = "sinkhorn", width: float = 1.0) -> float:
     return 0.5 * width if normalizer == "sinkhorn" else width
 
 
+@functools.partial(jax.jit, static_argnames=("normalizer",))
 def variance_path(s0, eps, ts, normalizer: str = "sinkhorn", width: float = 1.0, sign: float = -1.0):
-    """s(t) at the times ``ts`` (ts[0] is the start) for scalar s0, ε."""
+    """s(t) at the times ``ts`` (ts[0] is the start) for scalar s0, ε (jitted; s0, ε, w, σ traced)."""
     term = diffrax.ODETerm(lambda t, s, a: variance_rhs(s, eps, normalizer, width, sign))
     ts = jnp.asarray(ts)
     sol = diffrax.diffeqsolve(

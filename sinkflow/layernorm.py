@@ -30,7 +30,10 @@ e^{−2αt}; sqrt-scaling e^{−4√(t+1)} (MATH.md §1).
 
 from __future__ import annotations
 
+import functools
+
 import diffrax
+import jax
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -95,6 +98,7 @@ def _equiangular_moments(rho, beta, n):
     return m, jnp.sqrt(norm2)
 
 
+@functools.partial(jax.jit, static_argnames=("n", "scheme", "rtol", "atol"))
 def equiangular_path(ts, beta, n, scheme: str, *, rho0=0.0, alpha=1.0, switch=1.0, rtol=1e-12, atol=1e-14):
     """(1 − ρ(t), r(t)) of the scalar equiangular reduction at times ``ts`` (ts[0] is the start, r(ts[0]) = 1).
 
