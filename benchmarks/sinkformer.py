@@ -95,7 +95,7 @@ def main():
     except ImportError:
         pot_rhs = pot_traj = None
         print("POT not installed: pip install -e .[bench]")
-    rows, record = [], {"device": str(jax.devices()[0]), "d": D, "beta": BETA, "epsilon": EPS, "threshold": THR, "sizes": {}}
+    record = {"device": str(jax.devices()[0]), "d": D, "beta": BETA, "epsilon": EPS, "threshold": THR, "sizes": {}}
     print(f"{'n':>6} {'iters':>6} {'native rhs':>11} {'ott rhs':>9} {'POT rhs':>9} {'POT/native':>10} {'ott/native':>10} {'native traj':>11} {'POT traj':>9} {'ratio':>7}")
     for n in sizes:
         x = uniform(jax.random.key(n), (n,), D, jnp.float64)

@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow import heat_theory
-from sinkflow.checks import compare, richardson_inverse_n, status_check, worst_case
+from sinkflow.checks import compare, richardson_inverse_n, sinkhorn_check, status_check, worst_case
 from sinkflow.entropy import kl_entropy
 from sinkflow.fields import HeatFlow, heat_field, sq_distances
 from sinkflow.sinkhorn import Sinkhorn, sinkhorn
@@ -282,9 +282,7 @@ def checks(ds):
     out.append(compare("entropy gain = Gaussian entropy of the ODE variance", "MATH.md §2, §4", 0.0, worst, 0.0,
                        "|ΔĤ_∞(T) − (dim/2)log(s_ODE(T)/s₀)| − (Richardson error + 4se)", mode="le", detail=detail))
     if "sinkhorn" in ds["normalizer"].values:
-        conv = float(ds["sinkhorn_converged"].sel(normalizer="sinkhorn").min())
-        out.append(compare("Sinkhorn converged at every save", f"threshold {float(cfg['threshold']):g}", 1.0, conv, 0.0, "fraction of realizations", mode="ge",
-                           detail=f"worst marginal error {float(ds['sinkhorn_error'].sel(normalizer='sinkhorn').max()):.2e}"))
+        out.append(sinkhorn_check(ds, cfg["threshold"], normalizer="sinkhorn"))
     return out
 
 

@@ -93,6 +93,23 @@ def status_check(ds, what: str = "the results") -> Check:
     return compare("all cells solved", "solver status", 0, failed, 0, f"failed cells invalidate {what}", mode="le")
 
 
+def sinkhorn_check(ds, threshold: float, **sel) -> Check:
+    """Every saved Sinkhorn call (of ``ds.sel(**sel)``) met its marginal threshold.
+
+    Uses the solver's own verdict where the study saved it (``sinkhorn_converged``, a fraction
+    of calls; must be 1), else the worst saved L1 marginal error against the threshold; the
+    detail gives the worst error and, where saved, the most iterations.
+    """
+    sub = ds.sel(**sel) if sel else ds
+    detail = f"worst marginal error {float(sub['sinkhorn_error'].max()):.2e}"
+    if "sinkhorn_iterations" in sub:
+        detail += f", most iterations {int(sub['sinkhorn_iterations'].max())}"
+    name, source = "Sinkhorn converged in every call", f"threshold {float(threshold):g}"
+    if "sinkhorn_converged" in sub:
+        return compare(name, source, 1.0, float(sub["sinkhorn_converged"].min()), 0.0, "fraction of calls that met the threshold", mode="ge", detail=detail)
+    return compare(name, source, 0.0, float(sub["sinkhorn_error"].max()), float(threshold), "worst L1 marginal error", mode="le", detail=detail)
+
+
 def extrapolate_inverse_n(values, se, n) -> tuple[float, float]:
     """Weighted least squares y(n) = y_∞ + a/n over a grid of sample sizes; returns (y_∞, its standard error).
 
