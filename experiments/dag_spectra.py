@@ -76,17 +76,12 @@ WINDOW = (1e-9, 1e-4)
 
 
 def parse_graph(name: str, n: int, seed: int) -> np.ndarray:
-    """``path``, ``star``, ``complete``, ``tree:K`` (K-ary), ``er:P``, ``sf:M`` (seeded) as a DAG on ≤ n nodes."""
-    base, _, arg = name.partition(":")
-    if base in ("path", "star", "complete"):
-        return G.family(base, n, directed=True)
-    if base == "tree":
-        return G.family("tree", n, directed=True, k=int(arg or 2))
-    if base == "er":
-        return G.erdos_renyi_dag(n, float(arg or 0.3), seed)
-    if base == "sf":
-        return G.scale_free_dag(n, int(arg or 1), seed)
-    raise ValueError(f"unknown graph {name!r}: use path, star, complete, tree:K, er:P, sf:M.")
+    """A DAG on ≤ n nodes by its :func:`sinkflow.graphs.named` name, every family directed: ``path``, ``star``,
+    ``complete``, ``tree:K`` (K-ary, default 2), ``er:P`` (default 0.3), ``sf:M`` (default 1), seeded."""
+    A = G.named(name, n, directed=True, m=1, seed=seed)
+    if not G.is_dag(A):
+        raise ValueError(f"graph {name!r} has a directed cycle; dag-spectra takes DAGs: path, star, complete, tree:K, er:P, sf:M.")
+    return A
 
 
 def parse_normalization(name: str) -> Sinkhorn | None:

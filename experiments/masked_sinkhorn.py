@@ -96,7 +96,7 @@ def build_mask(name: str, n: int, cfg: Config) -> np.ndarray:
     if name == "causal":
         return G.causal_mask(n)
     if name == "er-dag":
-        return G.mask_from_graph(G.erdos_renyi_dag(n, cfg.p, cfg.graph_seed))
+        return G.mask_from_graph(G.named(name, n, p=cfg.p, seed=cfg.graph_seed))
     tree = G.kary_tree(max(0, int(math.floor(math.log2(n + 1))) - 1), 2, directed=True)
     A = np.zeros((n, n), bool)
     A[: tree.shape[0], : tree.shape[0]] = tree

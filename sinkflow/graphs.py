@@ -52,6 +52,7 @@ __all__ = [
     "scale_free_dag",
     "FAMILIES",
     "family",
+    "named",
     "causal_mask",
     "mask_from_graph",
     "transitive_closure",
@@ -192,6 +193,45 @@ def family(name: str, n: int, *, directed: bool = False, p: float = 0.3, k: int 
     if name == "er":
         return erdos_renyi_dag(n, p, seed)
     return scale_free_dag(n, m, seed)
+
+
+# family: (keyword, type, admissible?, what the parameter is)
+_PARAM = {
+    "tree": ("k", int, lambda v: v >= 1, "K, the arity, an integer ≥ 1"),
+    "er": ("p", float, lambda v: 0.0 < v <= 1.0, "P, the edge probability in (0, 1]"),
+    "sf": ("m", int, lambda v: v >= 1, "M, the parents per node, an integer ≥ 1"),
+}
+
+
+def named(name: str, n: int, *, directed: bool = False, p: float = 0.3, k: int = 2, m: int = 2, seed: int = 0) -> np.ndarray:
+    """A graph from its sweep name ``FAMILY[:ARG][-dag|-directed]`` (one syntax for every graph study).
+
+    FAMILY is one of :data:`FAMILIES`. ARG sets the family's parameter in place of the keyword:
+    ``tree:K`` (arity), ``er:P`` (edge probability), ``sf:M`` (parents per node). The suffix makes the
+    graph directed (edges from lower to higher index, away from the root), as does ``directed=True``;
+    ``er`` and ``sf`` are always DAGs. Examples: ``path``, ``path-dag``, ``tree:3-dag``, ``er:0.5``,
+    ``cycle-directed``. Bad names raise ValueError saying the allowed form.
+    """
+    base, suffix = name, ""
+    for s in ("-dag", "-directed"):
+        if name.endswith(s):
+            base, suffix = name[: -len(s)], s
+    fam, sep, arg = base.partition(":")
+    if fam not in FAMILIES:
+        raise ValueError(f"unknown graph {name!r}: use FAMILY[:ARG][-dag|-directed] with FAMILY one of {', '.join(FAMILIES)} (ARG: tree:K, er:P, sf:M).")
+    kw = {"p": p, "k": k, "m": m}
+    if sep:
+        if fam not in _PARAM:
+            raise ValueError(f"graph {name!r}: only tree:K, er:P and sf:M take a parameter.")
+        key, typ, ok, what = _PARAM[fam]
+        try:
+            val = typ(arg)
+        except ValueError:
+            val = None
+        if val is None or not ok(val):
+            raise ValueError(f"graph {name!r}: {fam}:{what.split(',')[0]} needs {what}.")
+        kw[key] = val
+    return family(fam, n, directed=directed or bool(suffix), seed=seed, **kw)
 
 
 def check_graph(A, *, n: int | None = None, binary: bool = True, name: str = "graph") -> np.ndarray:

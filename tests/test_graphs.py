@@ -77,3 +77,17 @@ def test_seeded_random_families_are_reproducible():
     assert not np.array_equal(G.erdos_renyi_dag(20, 0.2, 7), G.erdos_renyi_dag(20, 0.2, 8))
     sf = G.scale_free_dag(30, 2, 0)
     assert sf.sum() == 1 + 2 * 28  # node 1 gets one parent, later nodes two
+
+
+def test_named_graphs_parse_one_syntax():
+    """FAMILY[:ARG][-dag|-directed] builds exactly the family graph with that parameter; bad names say the form."""
+    assert np.array_equal(G.named("path", 6), G.family("path", 6))
+    assert np.array_equal(G.named("path-dag", 6), G.family("path", 6, directed=True))
+    assert np.array_equal(G.named("path", 6, directed=True), G.family("path", 6, directed=True))
+    assert np.array_equal(G.named("tree:3-dag", 13), G.family("tree", 13, directed=True, k=3))
+    assert np.array_equal(G.named("er:0.5", 9, seed=4), G.erdos_renyi_dag(9, 0.5, 4))
+    assert np.array_equal(G.named("sf:1", 9, seed=2), G.scale_free_dag(9, 1, 2))
+    assert np.array_equal(G.named("cycle-directed", 5), G.family("cycle", 5, directed=True))
+    for bad, match in [("wheel", "FAMILY"), ("path:3", "only tree"), ("tree:x", "arity"), ("er:1.5", r"\(0, 1\]"), ("sf:0", "≥ 1")]:
+        with pytest.raises(ValueError, match=match):
+            G.named(bad, 8)
