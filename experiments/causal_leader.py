@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow.attention import Attention, random_matrix
-from sinkflow.checks import compare, status_check, worst_case
+from sinkflow.checks import compare, status_check, window_log_slope, worst_case
 from sinkflow.fields import attention_field
 from sinkflow.solve import solve, with_finiteness
 from sinkflow.sphere import normalize, uniform
@@ -109,10 +109,7 @@ def coords(cfg: Config):
 
 def late_rate(dist: np.ndarray, t: np.ndarray) -> float:
     """−slope of log dist over the saves with dist in WINDOW (NaN if fewer than 5)."""
-    sel = (dist >= WINDOW[0]) & (dist <= WINDOW[1])
-    if sel.sum() < 5:
-        return math.nan
-    return float(-np.polyfit(t[sel], np.log(dist[sel]), 1)[0])
+    return -window_log_slope(t, dist, WINDOW)[0]
 
 
 def entry_time(dist: np.ndarray, t: np.ndarray, level: float = 1e-3) -> float:

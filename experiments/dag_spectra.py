@@ -63,7 +63,7 @@ import numpy as np
 
 from sinkflow import graphs as G
 from sinkflow.attention import Attention
-from sinkflow.checks import compare, status_check, worst_case
+from sinkflow.checks import compare, status_check, window_log_slope, worst_case
 from sinkflow.fields import attention_field
 from sinkflow.graph_heat import jordan_index
 from sinkflow.sinkhorn import Sinkhorn, sinkhorn
@@ -196,14 +196,15 @@ def coords(cfg: Config):
 def fit_rate(dist: np.ndarray, t: np.ndarray, k: int) -> tuple[float, float, float]:
     """(rate with the prefactor power k known, start t_lo of the fitting window, relative change of the
     slope between the window's two halves — large while the decay is still a changing mixture of modes)."""
-    sel = (dist >= WINDOW[0]) & (dist <= WINDOW[1]) & (t <= 0.8 * t[-1]) & (t > 0)
-    if sel.sum() < 10:
+    slope, sel = window_log_slope(t, dist, WINDOW, min_points=10, keep=(t <= 0.8 * t[-1]) & (t > 0), power=k)
+    if not math.isfinite(slope):
         return math.nan, math.nan, math.nan
-    tt, y = t[sel], np.log(dist[sel]) - k * np.log(t[sel])
-    rate = float(-np.polyfit(tt, y, 1)[0])
-    h = len(tt) // 2
-    r1, r2 = -np.polyfit(tt[:h], y[:h], 1)[0], -np.polyfit(tt[h:], y[h:], 1)[0]
-    return rate, float(tt[0]), float(abs(r2 - r1) / abs(r2))
+    idx = np.flatnonzero(sel)
+    first, second = np.zeros_like(sel), np.zeros_like(sel)
+    first[idx[: len(idx) // 2]], second[idx[len(idx) // 2 :]] = True, True
+    r1 = -window_log_slope(t, dist, WINDOW, keep=first, power=k)[0]
+    r2 = -window_log_slope(t, dist, WINDOW, keep=second, power=k)[0]
+    return -slope, float(t[idx[0]]), float(abs(r2 - r1) / abs(r2))
 
 
 def _cells(ds):

@@ -53,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow import graphs as G
-from sinkflow.checks import compare, status_check, worst_case
+from sinkflow.checks import compare, status_check, window_log_slope, worst_case
 from sinkflow.graph_heat import heat_kernel, jordan_index, laplacian_field, limit_projector
 from sinkflow.solve import solve, with_finiteness
 from sinkflow.study import Study, check_values, param, require
@@ -220,12 +220,11 @@ def fit_rates(dev: np.ndarray, t: np.ndarray, k: int) -> tuple[float, float, flo
     over one window e^{2δt} is itself well approximated by such a polynomial.
     k̂: slope of log dev + λt against log t, the visible power of the prefactor.
     """
-    sel = (dev >= FIT_WINDOW[0]) & (dev <= FIT_WINDOW[1]) & (t > 0)
-    if sel.sum() < 5:
+    slope, sel = window_log_slope(t, dev, FIT_WINDOW, keep=t > 0, power=k)
+    if not math.isfinite(slope):
         return math.nan, math.nan, math.nan, math.nan
-    tt, y = t[sel], np.log(dev[sel])
-    lam = -np.polyfit(tt, y - k * np.log(tt), 1)[0]
-    khat = np.polyfit(np.log(tt), y + lam * tt, 1)[0]
+    tt, lam = t[sel], -slope
+    khat = np.polyfit(np.log(tt), np.log(dev[sel]) + lam * tt, 1)[0]
     return float(lam), float(khat), float(tt[0]), float(tt[-1])
 
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from sinkflow import theory
 from sinkflow.attention import Attention, random_matrix
-from sinkflow.checks import compare, status_check, worst_case
+from sinkflow.checks import compare, status_check, window_log_slope, worst_case
 from sinkflow.fields import attention_field
 from sinkflow.grid import parse_grid
 from sinkflow.observables import close_pair_fraction, one_minus_cosine
@@ -194,7 +194,6 @@ def plot(ds, outdir):
 def _slope_rows(ds, cfg):
     """(|slope + 2| − 0.05, detail) per realization in the e^{−2t} window, and the (d, n, weights) groups reached."""
     t = ds["t"].values
-    lo, hi = math.log(GAP_WINDOW[0]), math.log(GAP_WINDOW[1])
     rows, reached = [], {}
     for n in ds["n"].values:
         for d in ds["d"].values:
@@ -208,12 +207,10 @@ def _slope_rows(ds, cfg):
                 lg = ds["log_gap"].sel(d=d, n=n, weights=kind).values  # (beta, R, t)
                 for i, b in enumerate(ds["beta"].values):
                     for r in range(lg.shape[1]):
-                        y = lg[i, r]
-                        sel = np.isfinite(y) & (y >= lo) & (y <= hi)
-                        if sel.sum() < 5:
+                        slope, sel = window_log_slope(t, np.exp(lg[i, r]), GAP_WINDOW)
+                        if not math.isfinite(slope):
                             continue
                         reached[g] += 1
-                        slope = np.polyfit(t[sel], y[sel], 1)[0]
                         rows.append((abs(slope + 2.0) - 0.05, f"d={g[0]} n={g[1]} {g[2]} β={b:g} r={r}: slope {slope:.4f} over {sel.sum()} saves"))
     return rows, reached
 

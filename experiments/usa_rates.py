@@ -41,7 +41,7 @@ import numpy as np
 
 from sinkflow import theory
 from sinkflow.attention import Attention
-from sinkflow.checks import compare, status_check, worst_case
+from sinkflow.checks import compare, status_check, window_log_slope, worst_case
 from sinkflow.fields import attention_field
 from sinkflow.observables import one_minus_cosine
 from sinkflow.solve import SolverConfig, solve, with_finiteness
@@ -133,9 +133,8 @@ def _cfg(ds):
 
 def _fit(x, lg):
     """Slope of log(1 − ρ) over the window, or nan with fewer than 6 points in it."""
-    g = np.exp(lg)
-    w = (g >= WINDOW[0]) & (g <= WINDOW[1]) & np.isfinite(lg)
-    return (float(np.polyfit(x[w], lg[w], 1)[0]), int(w.sum())) if w.sum() >= 6 else (math.nan, int(w.sum()))
+    slope, w = window_log_slope(x, np.exp(lg), WINDOW, min_points=6)
+    return slope, int(w.sum())
 
 
 def _factor(cfg, model, beta, eta):

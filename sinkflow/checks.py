@@ -93,6 +93,28 @@ def status_check(ds, what: str = "the results") -> Check:
     return compare("all cells solved", "solver status", 0, failed, 0, f"failed cells invalidate {what}", mode="le")
 
 
+def window_log_slope(t, v, window, *, min_points: int = 5, keep=None, power: float = 0.0):
+    """Least-squares slope of log v − power·log t against t over the saves where v lies in ``window``.
+
+    For a decay v ≈ C·t^power·e^{−λt} the slope is −λ. Only finite v in [window[0], window[1]]
+    count, and only where ``keep`` (a boolean mask over the saves) is true. Returns
+    ``(slope, mask)``: the slope is NaN when fewer than ``min_points`` saves are selected.
+    The window is the study's statement of where the asymptotic regime is visible: above it
+    faster modes remain, below it the solver's floor.
+    """
+    import numpy as np
+
+    t, v = np.asarray(t, float), np.asarray(v, float)
+    with np.errstate(invalid="ignore"):
+        sel = np.isfinite(v) & (v >= window[0]) & (v <= window[1])
+    if keep is not None:
+        sel &= np.asarray(keep, bool)
+    if sel.sum() < max(min_points, 2):
+        return math.nan, sel
+    y = np.log(v[sel]) - power * np.log(t[sel]) if power else np.log(v[sel])
+    return float(np.polyfit(t[sel], y, 1)[0]), sel
+
+
 def sinkhorn_check(ds, threshold: float, **sel) -> Check:
     """Every saved Sinkhorn call (of ``ds.sel(**sel)``) met its marginal threshold.
 
