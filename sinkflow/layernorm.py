@@ -39,6 +39,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .attention import Attention, attend
+from .theory import equiangular_weights
 
 __all__ = ["SCHEMES", "LayerNorm", "layernorm_field", "speed_and_radial", "equiangular_path"]
 
@@ -90,9 +91,7 @@ def layernorm_field(t, x: Float[Array, "... n d"], p: LayerNorm) -> Float[Array,
 
 def _equiangular_moments(rho, beta, n):
     """⟨θ_i, A_i⟩ and ‖A_i‖ on an equiangular configuration with cosine ρ (Q = K = V = I)."""
-    q = jnp.exp(-beta * (1.0 - rho))
-    a = 1.0 / (1.0 + (n - 1.0) * q)
-    b = q * a
+    a, b = equiangular_weights(rho, beta, n)
     m = a + (n - 1.0) * b * rho
     norm2 = a * a + 2.0 * a * b * (n - 1.0) * rho + b * b * ((n - 1.0) + (n - 1.0) * (n - 2.0) * rho)
     return m, jnp.sqrt(norm2)

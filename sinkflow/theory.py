@@ -65,6 +65,7 @@ __all__ = [
     "cone_collapse_rate",
     "usa_corrected_step",
     "layer_log_contraction",
+    "equiangular_weights",
     "long_context_cosine",
     "long_context_limit",
     "long_context_rate",
@@ -181,6 +182,17 @@ def cone_collapse_rate(alpha0, beta, n, model: str = "sa"):
 
 
 
+def equiangular_weights(rho, beta, n):
+    """Softmax weights (Q = K = I) on n equiangular unit vectors ⟨x_i, x_j⟩ = ρ: (a on itself, b on each other).
+
+    a = e^β/Z, b = e^{βρ}/Z with Z = e^β + (n−1)e^{βρ}, computed with q = e^{−β(1−ρ)} so that
+    e^β never overflows.
+    """
+    q = jnp.exp(-beta * (1.0 - rho))
+    a = 1.0 / (1.0 + (n - 1.0) * q)
+    return a, q * a
+
+
 def long_context_cosine(n, rho, beta):
     """Exact cosine between two outputs of one softmax layer (Q = K = V = I) on n equiangular inputs ⟨x_i, x_j⟩ = ρ.
 
@@ -189,9 +201,7 @@ def long_context_cosine(n, rho, beta):
     Computed with q = e^{−β(1−ρ)} so that e^β never overflows (n up to 1e12 and β ≫ 700 are fine).
     """
     n, rho, beta = (jnp.asarray(v, float) for v in (n, rho, beta))
-    q = jnp.exp(-beta * (1.0 - rho))
-    a = 1.0 / (1.0 + (n - 1.0) * q)
-    b = q * a
+    a, b = equiangular_weights(rho, beta, n)
     num = rho + (1.0 - rho) * (2.0 * a * b + (n - 2.0) * b * b)
     den = rho + (1.0 - rho) * (a * a + (n - 1.0) * b * b)
     return num / den
