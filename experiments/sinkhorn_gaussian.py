@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from sinkflow.checks import compare, extrapolate_inverse_n, sinkhorn_check, status_check
+from sinkflow.checks import compare, extrapolate_inverse_n, sinkhorn_check, status_check, worst_case
 from sinkflow.fields import sq_distances
 from sinkflow.heat_theory import lambda_sinkhorn, lambda_softmax
 from sinkflow.sinkhorn import Sinkhorn, sinkhorn
@@ -130,17 +130,18 @@ def plot(ds, outdir):
 def checks(ds):
     out = [status_check(ds, "the gains")]
     nvals = ds["n"].values.astype(float)
-    for name in ("sinkhorn", "softmax"):
-        worst, detail = -1.0, ""
+
+    def rows(name):
         for dim in ds["dim"].values:
             for s in ds["s"].values:
                 for eps in ds["epsilon"].values:
                     sel = dict(dim=dim, s=s, epsilon=eps)
                     lam_inf, se_inf = extrapolate_inverse_n(ds[f"lam_{name}"].sel(**sel).values, ds[f"lam_{name}_se"].sel(**sel).values, nvals)
                     exact = _exact(name, s, eps)
-                    z = abs(lam_inf - exact) / se_inf
-                    if z > worst:
-                        worst, detail = z, f"dim={int(dim)}, s={s:g}, ε={eps:g}: λ_∞={lam_inf:.5f} ± {se_inf:.5f} vs {exact:.5f}"
+                    yield abs(lam_inf - exact) / se_inf, f"dim={int(dim)}, s={s:g}, ε={eps:g}: λ_∞={lam_inf:.5f} ± {se_inf:.5f} vs {exact:.5f}"
+
+    for name in ("sinkhorn", "softmax"):
+        worst, detail = worst_case(rows(name))
         label = "4s/(ε+√(ε²+16s²))" if name == "sinkhorn" else "s/(s+ε/2)"
         out.append(compare(f"λ_{name} = {label}", "MATH.md §2 (derived)", 0.0, worst, 4.0, "|λ_∞ − λ| in standard errors of the n → ∞ extrapolation", mode="le", detail=detail))
     out.append(sinkhorn_check(ds, json.loads(ds.attrs["config"])["threshold"]))
