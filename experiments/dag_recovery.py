@@ -55,7 +55,7 @@ def dagma_available() -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Config(StudyConfig):
-    graph: tuple = param(FAMILIES, "DAG families: er (Erdős–Rényi), sf (scale-free)", swept=True, static=True, kind=str)
+    graph: tuple = param(FAMILIES, "DAG families: er (Erdős–Rényi), sf (scale-free)", swept=True, static=True, kind=str, choices=FAMILIES)
     nodes: tuple = param((10, 20), "nodes of the DAG", swept=True, static=True, kind=int)
     samples: tuple = param((200, 1000, 5000), "SEM samples N", swept=True, static=True, kind=int)
     degree: tuple = param((2.0,), "edge density: expected degree (er: p = degree/(nodes − 1); sf: degree/2 parents per node)", swept=True, static=True, kind=float)
@@ -70,8 +70,6 @@ class Config(StudyConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        bad = [g for g in self.graph if g not in FAMILIES]
-        require(not bad, f"--graph: unknown {bad}; use er and/or sf.")
         check_values("nodes", self.nodes, lo=3, integer=True)
         check_values("samples", self.samples, lo=10, integer=True)
         check_values("degree", self.degree, lo=0.0, lo_open=True)

@@ -32,7 +32,7 @@ from sinkflow.fields import attention_field
 from sinkflow.observables import interaction_energy
 from sinkflow.solve import solve
 from sinkflow.sphere import normalize, uniform
-from sinkflow.study import Study, param, require
+from sinkflow.study import Study, param
 from sinkflow.studykit import PreciseSolverFields, float_dtype, new_figure, save_figure, time_grid, validate_common
 
 MODELS = ("sa", "usa", "sa-repulsive", "usa-repulsive")
@@ -53,7 +53,7 @@ def dissipation(x, params: Attention):
 
 @dataclasses.dataclass(frozen=True)
 class Config(PreciseSolverFields):
-    model: tuple = param(MODELS, "dynamics: sa, usa, and their V = −I versions", swept=True, static=True, kind=str)
+    model: tuple = param(MODELS, "dynamics: sa, usa, and their V = −I versions", swept=True, static=True, kind=str, choices=MODELS)
     beta: tuple = param((0.5, 1.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float)
     n: int = param(16, "number of tokens", kind=int)
     d: int = param(3, "ambient dimension", kind=int)
@@ -63,7 +63,6 @@ class Config(PreciseSolverFields):
     def __post_init__(self):
         super().__post_init__()
         validate_common(self)
-        require(all(m in MODELS for m in self.model), f"--model takes {', '.join(MODELS)}, got {self.model}.")
 
 
 PRESETS = {"paper": {"n": 32, "d": 3, "beta": (0.5, 1.0, 4.0, 9.0), "T": 30.0, "n_times": 301}, "small": {}}

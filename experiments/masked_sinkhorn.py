@@ -58,7 +58,7 @@ MASKS = ("causal", "er-dag", "tree-dag")
 
 @dataclasses.dataclass(frozen=True)
 class Config(StudyConfig):
-    mask: tuple = param(MASKS, f"masks: {', '.join(MASKS)}", swept=True, static=True, kind=str)
+    mask: tuple = param(MASKS, f"masks: {', '.join(MASKS)}", swept=True, static=True, kind=str, choices=MASKS)
     n: tuple = param((8, 16), "tokens", swept=True, static=True, kind=int)
     beta: tuple = param((0.0, 2.0, 4.0, 8.0), "similarity scale β in c = β⟨x_i, x_j⟩", swept=True, kind=float)
     epsilon: float = param(1.0, "entropic regularisation ε (kernel exp(c/ε))", kind=float)
@@ -74,8 +74,6 @@ class Config(StudyConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        bad = [m for m in self.mask if m not in MASKS]
-        require(not bad, f"--mask: unknown {bad}; use any of {', '.join(MASKS)}.")
         check_values("n", self.n, lo=2, integer=True)
         check_values("beta", self.beta, lo=0.0)
         check_values("epsilon", self.epsilon, lo=0.0, lo_open=True)

@@ -73,10 +73,6 @@ class Config(PreciseSolverFields):
     def __post_init__(self):
         super().__post_init__()
         validate_common(self)
-        for v in self.scheme:
-            require(v in SCHEMES, f"--scheme: {v!r} is not known; use {', '.join(SCHEMES)}.")
-        for v in self.start:
-            require(v in STARTS, f"--start: {v!r} is not known; use {', '.join(STARTS)}.")
         require(self.n >= 2 and self.d >= 2, f"--n and --d must be ≥ 2, got n={self.n}, d={self.d}.")
         require("orthonormal" not in self.start or self.d >= self.n, f"--start orthonormal needs d ≥ n, got d={self.d}, n={self.n}.")
         check_values("alpha", self.alpha, lo=0.0, lo_open=True)

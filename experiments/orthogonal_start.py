@@ -34,7 +34,7 @@ from sinkflow.studykit import PreciseSolverFields, float_dtype, new_figure, save
 
 @dataclasses.dataclass(frozen=True)
 class Config(PreciseSolverFields):
-    model: tuple = param(("sa", "usa"), "dynamics: sa (softmax) and/or usa (1/n)", swept=True, static=True, kind=str)
+    model: tuple = param(("sa", "usa"), "dynamics: sa (softmax) and/or usa (1/n)", swept=True, static=True, kind=str, choices=theory.MODELS)
     n: tuple = param((8,), "number of tokens (n ≤ d)", swept=True, static=True, kind=int)
     beta: tuple = param((0.0, 0.5, 1.0, 2.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float)
     d: int = param(16, "ambient dimension (≥ every n)", kind=int)
@@ -44,7 +44,6 @@ class Config(PreciseSolverFields):
     def __post_init__(self):
         super().__post_init__()
         validate_common(self)
-        require(all(m in theory.MODELS for m in self.model), f"--model takes {', '.join(theory.MODELS)}, got {self.model}.")
         require(self.d >= max(self.n), f"--d {self.d}: an orthonormal frame of n tokens needs d ≥ n = {max(self.n)}.")
 
 

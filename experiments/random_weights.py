@@ -64,7 +64,7 @@ GAP_WINDOW = (1e-24, 1e-10)
 class Config(SolverFields):
     d: tuple = param((2, 8, 32, 128), "ambient dimension (sphere S^{d-1})", swept=True, static=True, kind=int)
     n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int)
-    weights: tuple = param(WEIGHTS, f"random weights: {', '.join(WEIGHTS)}", swept=True, static=True, kind=str)
+    weights: tuple = param(WEIGHTS, f"random weights: {', '.join(WEIGHTS)}", swept=True, static=True, kind=str, choices=WEIGHTS)
     beta: tuple = param(parse_grid("lin:0:9:19"), "inverse temperature β ≥ 0", swept=True, kind=float)
     delta: float = param(1e-3, "closeness threshold: pairs with ⟨x_i,x_j⟩ ≥ 1 − δ", kind=float)
     T: float = param(30.0, "final time (an integer number of layers for --weights layerwise)", kind=float)
@@ -77,8 +77,6 @@ class Config(SolverFields):
     def __post_init__(self):
         super().__post_init__()
         validate_common(self)
-        bad = [w for w in self.weights if w not in WEIGHTS]
-        require(not bad, f"--weights: unknown {bad}; use any of {', '.join(WEIGHTS)}.")
         if "layerwise" in self.weights:
             require(float(self.T).is_integer(), f"--weights layerwise redraws weights every unit of time; --T must be an integer, got {self.T}.")
             require((self.n_times - 1) % int(self.T) == 0, f"--weights layerwise needs the same saves in every layer: (n_times − 1) must be a multiple of T, got n_times={self.n_times}, T={self.T}.")

@@ -88,8 +88,6 @@ class Config(SolverFields, SinkhornFields):
     def __post_init__(self):
         super().__post_init__()
         validate_common(self)
-        for v in self.normalizer:
-            require(v in NORMALIZERS, f"--normalizer: {v!r} is not known; use {', '.join(NORMALIZERS)}.")
         check_values("dim", self.dim, lo=1, integer=True)
         check_values("epsilon", self.epsilon, lo=0.0, lo_open=True)
         check_values("s0", self.s0, lo=0.0, lo_open=True)

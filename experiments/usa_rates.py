@@ -70,8 +70,6 @@ class Config(PreciseSolverFields):
     def __post_init__(self):
         super().__post_init__()
         validate_common(self)
-        require(all(m in theory.MODELS for m in self.model), f"--model takes {', '.join(theory.MODELS)}, got {self.model}.")
-        require(all(s in STARTS for s in self.start), f"--start takes {', '.join(STARTS)}, got {self.start}.")
         require(self.n >= 2 and self.d >= 2, f"--n and --d must be ≥ 2, got n={self.n}, d={self.d}.")
         require("equiangular" not in self.start or self.d >= self.n, f"--start equiangular needs d ≥ n, got d={self.d}, n={self.n}.")
         check_values("rho0", self.rho0, lo=-1.0 / (self.n - 1), hi=1.0, hi_open=True)

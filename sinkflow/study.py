@@ -60,6 +60,9 @@ class StudyConfig:
                 v = getattr(self, f.name)
                 require(isinstance(v, tuple) and len(v) > 0, f"--{_flag(f.name)}: empty grid; give at least one value.")
                 check_values(f.name, v)
+                choices = f.metadata.get("choices")
+                for item in v if choices is not None else ():
+                    require(item in choices, f"--{_flag(f.name)}: {item!r} is not known; use any of {', '.join(map(str, choices))}.")
             elif f.metadata.get("choices") is not None:
                 v = getattr(self, f.name)
                 require(v in f.metadata["choices"], f"--{_flag(f.name)} must be one of {', '.join(map(str, f.metadata['choices']))}, got {v!r}.")

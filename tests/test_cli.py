@@ -80,6 +80,8 @@ def test_bad_input_is_a_clear_error_before_compute(args, match, tmp_path, capsys
         ("random-weights", ["--weights", "layerwise", "--T", "7", "--n-times", "30"], "multiple of T"),
         ("metastability", ["--window-lo", "300", "--window-hi", "200"], "--window-lo"),
         ("metastability", ["--T", "1e-3", "--t-min", "1e-2"], "--T"),
+        ("sinkformer-phase-diagram", ["--model", "sa,bogus"], "--model: 'bogus' is not known"),
+        ("masked-sinkhorn", ["--mask", "er"], "use any of causal, er-dag, tree-dag"),
         ("graph-heat", ["--graph", "path,wheel"], "--graph"),
         ("graph-heat", ["--graph", "er:2"], "edge probability"),
         ("dag-spectra", ["--graph", "cycle"], "directed cycle"),
