@@ -34,7 +34,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from .graphs import acyclicity, check_dag
+from .graphs import acyclicity, check_dag, topological_order
 
 __all__ = ["linear_sem", "ste_mask", "MaskLearner", "fit_mask", "edge_metrics"]
 
@@ -45,14 +45,7 @@ def linear_sem(key: PRNGKeyArray, A: Bool[Array, "n n"], N: int, noise: float = 
     Nodes are generated in a topological order of A (host-side sort), so any labelling works."""
     A = check_dag(A)
     n = A.shape[0]
-    order, indeg, remaining = [], A.sum(axis=1).astype(int), set(range(n))
-    while remaining:  # Kahn's algorithm on the host (A is a concrete input)
-        ready = sorted(i for i in remaining if indeg[i] == 0)
-        for i in ready:
-            order.append(i)
-            remaining.discard(i)
-            indeg = indeg - A[:, i].astype(int)
-            indeg[i] = -1
+    order = topological_order(A)
     kw, ks, kz = jax.random.split(key, 3)
     mag = jax.random.uniform(kw, (n, n), dtype, 0.5, 2.0)
     sign = jnp.where(jax.random.bernoulli(ks, 0.5, (n, n)), 1.0, -1.0)

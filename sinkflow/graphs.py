@@ -57,6 +57,7 @@ __all__ = [
     "mask_from_graph",
     "transitive_closure",
     "skeleton",
+    "topological_order",
     "is_dag",
     "check_graph",
     "check_dag",
@@ -272,6 +273,16 @@ def check_dag(A, n: int | None = None) -> np.ndarray:
     if on_cycle.size:
         raise ValueError(f"the graph is not a DAG: nodes {on_cycle[:10].tolist()} lie on a directed cycle.")
     return A
+
+
+def topological_order(A) -> np.ndarray:
+    """Nodes of a DAG in an order where every edge j → i has j before i.
+
+    Sorted by the number of ancestors (row sums of the transitive closure): an edge j → i
+    makes every ancestor of j, and j itself, an ancestor of i, so i has strictly more.
+    """
+    A = check_dag(A)
+    return np.argsort(transitive_closure(A).sum(axis=1), kind="stable")
 
 
 def skeleton(A) -> np.ndarray:

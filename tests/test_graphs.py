@@ -91,3 +91,15 @@ def test_named_graphs_parse_one_syntax():
     for bad, match in [("wheel", "FAMILY"), ("path:3", "only tree"), ("tree:x", "arity"), ("er:1.5", r"\(0, 1\]"), ("sf:0", "≥ 1")]:
         with pytest.raises(ValueError, match=match):
             G.named(bad, 8)
+
+
+def test_topological_order_puts_every_parent_first():
+    for seed in range(5):
+        perm = np.random.default_rng(seed).permutation(12)
+        A = G.erdos_renyi_dag(12, 0.4, seed)[np.ix_(perm, perm)]  # relabelled: index order is no longer topological
+        pos = np.empty(12, int)
+        pos[G.topological_order(A)] = np.arange(12)
+        i, j = np.nonzero(A)  # edges j → i
+        assert np.all(pos[j] < pos[i])
+    with pytest.raises(ValueError, match="not a DAG"):
+        G.topological_order(G.cycle(4, directed=True))
