@@ -255,12 +255,11 @@ def plot(ds, outdir):
     ax.set_ylabel(r"$\|x(t) - \Pi x_0\| / \|x_0 - \Pi x_0\|$")
     ax.set_title(f"n = {nmax} (median of starts)", fontsize=9)
     ax.legend(fontsize=6, ncol=2)
+    fits = {(g, n): np.array([fit_rates(row, _times(c, u), int(c["jordan"]) - 1)[:2] for row in c["dev"].values]) for g, n, c in _cells(ds)}  # (R, 2): λ, k̂
     ax = axes[0][1]
-    for i, (g, n, c) in enumerate(_cells(ds)):
-        gap = float(c["gap"])
-        lams = [fit_rates(row, _times(c, u), int(c["jordan"]) - 1)[0] for row in c["dev"].values]
-        ax.scatter([gap] * len(lams), lams, s=12, color=f"C{graphs.index(g) % 10}", marker="o" if g in UNDIRECTED else "^")
-    lo, hi = ax.get_xlim()
+    for g, n, c in _cells(ds):
+        lams = fits[g, n][:, 0]
+        ax.scatter([float(c["gap"])] * len(lams), lams, s=12, color=f"C{graphs.index(g) % 10}", marker="o" if g in UNDIRECTED else "^")
     ax.plot([1e-3, 100], [1e-3, 100], color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -271,9 +270,7 @@ def plot(ds, outdir):
     for g, n, c in _cells(ds):
         if g in UNDIRECTED:
             continue
-        gap = float(c["gap"])
-        ks = [fit_rates(row, _times(c, u), int(c["jordan"]) - 1)[1] for row in c["dev"].values]
-        del gap
+        ks = fits[g, n][:, 1]
         ax.scatter([float(c["henrici"])] * len(ks), ks, s=12, color=f"C{graphs.index(g) % 10}", label=f"{g}" if n == nmax else None)
         if np.isfinite(ks).any():
             ax.annotate(f"J={int(c['jordan'])}", (float(c["henrici"]), float(np.nanmedian(ks))), fontsize=6)
