@@ -121,7 +121,17 @@ def gamma_beta0(t, n):
     return (e - 1.0) / (e + n - 1.0)
 
 
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(256)
+@functools.lru_cache(maxsize=None)
+def _gauss_legendre(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.legendre.leggauss(nodes)
+
+
+def _quad(f, a, b, nodes: int, dtype):
+    """∫_a^b f(u) du by Gauss–Legendre with ``nodes`` nodes; a, b broadcast, f gets u with a trailing node axis."""
+    x, w = (jnp.asarray(v, dtype) for v in _gauss_legendre(nodes))
+    a, b = jnp.asarray(a, dtype), jnp.asarray(b, dtype)
+    u = 0.5 * (b - a)[..., None] * x + 0.5 * (b + a)[..., None]
+    return 0.5 * (b - a) * jnp.sum(w * f(u), axis=-1)
 
 
 def transition_time(beta, n, delta, model: str = "sa", rho0=0.0):
@@ -131,17 +141,16 @@ def transition_time(beta, n, delta, model: str = "sa", rho0=0.0):
     dtype = jnp.result_type(beta.dtype, float) if jnp.issubdtype(beta.dtype, jnp.floating) else jnp.result_type(float)
     u0 = -jnp.log1p(-jnp.asarray(rho0, dtype))
     u1 = -jnp.log(jnp.asarray(delta, dtype))
-    x = jnp.asarray(_GL_X, dtype)
-    w = jnp.asarray(_GL_W, dtype)
-    u = 0.5 * (u1 - u0) * x + 0.5 * (u1 + u0)
-    eps = jnp.exp(-u)  # 1 − γ
     b = beta[..., None]
-    core = 2.0 * ((n - 1.0) * (1.0 - eps) + 1.0)
-    if model == "sa":
-        integrand = (jnp.exp(b * eps) + n - 1.0) / core
-    else:
-        integrand = n / (jnp.exp(b * (1.0 - eps)) * core)
-    return 0.5 * (u1 - u0) * jnp.sum(w * integrand, axis=-1)
+
+    def integrand(u):  # dt/du in u = −log(1 − γ)
+        eps = jnp.exp(-u)  # 1 − γ
+        core = 2.0 * ((n - 1.0) * (1.0 - eps) + 1.0)
+        if model == "sa":
+            return (jnp.exp(b * eps) + n - 1.0) / core
+        return n / (jnp.exp(b * (1.0 - eps)) * core)
+
+    return _quad(integrand, u0, u1, 256, dtype)
 
 
 def bound_d8(t, beta, n):
@@ -256,8 +265,9 @@ def two_cluster_merge_time(phi0, phi1, beta, m, model: str = "sa", nodes: int = 
     _check_model(model)
     phi0, phi1 = jnp.asarray(phi0, float), jnp.asarray(phi1, float)
     u0, u1 = jnp.log(jnp.tan(phi0 / 2.0)), jnp.log(jnp.tan(phi1 / 2.0))
-    x, w = np.polynomial.legendre.leggauss(nodes)
-    u = u1[..., None] + (u0 - u1)[..., None] * (x + 1.0) / 2.0
-    phi = 2.0 * jnp.arctan(jnp.exp(u))
-    h = -two_cluster_rhs(phi, jnp.asarray(beta, float)[..., None], jnp.asarray(m, float)[..., None], model) / jnp.sin(phi)
-    return (u0 - u1) / 2.0 * jnp.sum(w / h, axis=-1)
+
+    def integrand(u):  # dt/du in u = log tan(φ/2), where du/dt = φ'/sin φ = −H(φ)
+        phi = 2.0 * jnp.arctan(jnp.exp(u))
+        return -jnp.sin(phi) / two_cluster_rhs(phi, jnp.asarray(beta, float)[..., None], jnp.asarray(m, float)[..., None], model)
+
+    return _quad(integrand, u1, u0, nodes, u0.dtype)
