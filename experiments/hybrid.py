@@ -100,9 +100,8 @@ def make_cell(cfg: Config, static: dict):
     def divergence(x, att, mlp):
         """Mean div_S of the attention field (cloud frozen) and of the MLP field at the tokens."""
         fa = lambda y: jax.nn.softmax(att.beta * (x @ y)) @ x  # noqa: E731  (v[μ](y) for the empirical μ; Q = K = V = I)
-        fm = lambda y: mlp.strength * (mlp.W_out @ jax.nn.relu(mlp.W_in @ y + mlp.b))  # noqa: E731
         da = jnp.mean(jax.vmap(lambda y: tangent_divergence(fa, y))(x))
-        dm = jnp.mean(jax.vmap(lambda y: tangent_divergence(fm, y))(x))
+        dm = jnp.mean(jax.vmap(lambda y: tangent_divergence(mlp, y))(x))
         return jnp.stack([da, dm])
 
     def observable(t, x, args):

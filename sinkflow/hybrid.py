@@ -37,14 +37,17 @@ class MLP(eqx.Module):
     b: Float[Array, " h"]
     strength: Float[Array, ""] | float = 1.0
 
+    def __call__(self, x: Float[Array, "... d"]) -> Float[Array, "... d"]:
+        """s · W_out ReLU(W_in x + b), token by token (no projection)."""
+        hidden = jax.nn.relu(jnp.einsum("hd,...d->...h", self.W_in, x) + self.b)
+        return self.strength * jnp.einsum("dh,...h->...d", self.W_out, hidden)
+
 
 def mlp_field(t, x: Float[Array, "... n d"], p: MLP) -> Float[Array, "... n d"]:
     """ẋ_i = P_{x_i}(s · W_out ReLU(W_in x_i + b)) at the normalised configuration."""
     del t
     xh = normalize(x)
-    hidden = jax.nn.relu(jnp.einsum("hd,...nd->...nh", p.W_in, xh) + p.b)
-    out = jnp.einsum("dh,...nh->...nd", p.W_out, hidden)
-    return project_tangent(xh, p.strength * out)
+    return project_tangent(xh, p(xh))
 
 
 def random_mlp(key: PRNGKeyArray, d: int, hidden: int, strength, *, layers: int | None = None, dtype=jnp.float32) -> MLP:
