@@ -11,10 +11,11 @@ Baselines, timed here on the same machine:
 - numpy vectorised: the whole batch as one array;
 - torch batched RK4 (CPU), if torch is installed (``pip install -e .[bench]``).
 Baselines run on a subset of realizations and report trajectories per second;
-sinkflow, torch, vectorised numpy and the ceiling are timed in interleaved rounds
-(``--rounds``, default 3) and the best of each is kept, because this shared
-machine's speed drifts by ±30% over minutes; the numpy loop runs once, the peak
-is the best of 5.
+all of them (sinkflow, the ceiling and the baselines) are timed in interleaved
+rounds (``--rounds``, default 3) and the best of each is kept, because this shared
+machine's speed drifts by ±30% over minutes (the f32 matmul peak read 140–257
+GFLOP/s on different days); the matmul peak is measured in every round too
+(best of 5 each) and the best is kept.
 
 FLOP model: one field evaluation costs 4·n²·d flops (logits X Xᵀ and W X, two
 flops per multiply-add); softmax, normalisation and projections are not counted.
@@ -30,7 +31,13 @@ field runs at ~20–25% of peak. Formulations tried and measured slower: a ones 
 appended to x (the concatenation splits the fused graph, 3×), broadcast-and-sum
 products (7×), batch-last layouts (3×), normalising the stage states inside the field
 (1.4×: it split the step into four graphs; hence ``attention_field_unnormalized``
-for fixed steps), XNNPACK/oneDNN flags (no gain).
+for fixed steps), XNNPACK/oneDNN flags (no gain). Also measured, no consistent gain:
+the row sums taken as column sums (E is symmetric for Q = K = I, so the reduction runs
+over the strided axis), ⟨a_i, x_i⟩ = Σ_j w_ij ⟨x_i, x_j⟩ from the Gram matrix instead of a
+reduction over d, ``--xla_cpu_prefer_vector_width=512``, the YNNPACK fusion types
+(dot/eltwise/reduce, individual_dot); and smaller pieces of the batch solved one after the
+other (1024 → 16 trajectories: 1.2–3× slower, so the fused graph is not bandwidth-bound at
+8192); without YNNPACK fusion (``--xla_cpu_experimental_ynn_fusion_type=``) it is 4× slower.
 
 Usage: python benchmarks/phase_diagram.py [--realizations R] [--quick]
 Prints a table and ends with one JSON line.
@@ -105,11 +112,13 @@ def dots_only(B: int = 2048) -> float:
 
 def _np_field(x, beta):
     # x: (..., n, d)
-    lg = beta * np.einsum("...id,...jd->...ij", x, x)
+    # `@` (BLAS), not np.einsum: einsum without optimize= does not call BLAS and made this baseline
+    # 1.3–2.5× slower than a competent research script.
+    lg = beta * (x @ np.swapaxes(x, -1, -2))
     lg -= lg.max(-1, keepdims=True)
     w = np.exp(lg)
     w /= w.sum(-1, keepdims=True)
-    a = np.einsum("...ij,...jd->...id", w, x)
+    a = w @ x
     return a - np.sum(a * x, -1, keepdims=True) * x
 
 
@@ -124,16 +133,19 @@ def _np_rk4(x, beta, steps):
     return x
 
 
-def numpy_loop(R_sub: int) -> float:
+def numpy_loop(R_sub: int):
+    """(run-once callable, trajectories per run): a Python loop over 2·R_sub realizations."""
     rng = np.random.default_rng(0)
     steps = int(round(T / DT))
-    t0 = time.perf_counter()
-    for b in BETAS[:2]:
-        for _ in range(R_sub):
-            x = rng.standard_normal((N, D)).astype(np.float32)
-            x /= np.linalg.norm(x, axis=-1, keepdims=True)
-            _np_rk4(x, np.float32(b), steps)
-    return 2 * R_sub / (time.perf_counter() - t0)
+    starts = rng.standard_normal((2, R_sub, N, D)).astype(np.float32)
+    starts /= np.linalg.norm(starts, axis=-1, keepdims=True)
+
+    def run():
+        for b, xs in zip(BETAS[:2], starts):
+            for x in xs:
+                _np_rk4(x, np.float32(b), steps)
+
+    return run, 2 * R_sub
 
 
 def numpy_vectorised(R_sub: int) -> float:
@@ -182,25 +194,28 @@ def main():
     args = ap.parse_args()
     R = 128 if args.quick else args.realizations
     flops_per_traj = 4 * (int(round(T / DT))) * 4 * N * N * D
-    peak = matmul_peak()
-    res = {"device": str(jax.devices()[0]), "R": R, "peak_f32_gflops": peak}
+    res = {"device": str(jax.devices()[0]), "R": R}
     runners = {}
     runners["sinkflow_rk4"] = sinkflow_chunk(R, "rk4")
     runners["sinkflow_tsit5"] = sinkflow_chunk(R, "tsit5")
     runners["dots_only"] = (*dots_only(512 if args.quick else 2048), {})
     runners["numpy_vec"] = (*numpy_vectorised(16 if args.quick else 64), {})
+    runners["numpy_loop"] = (*numpy_loop(4 if args.quick else 8), {})
     tb = torch_batched(64 if args.quick else 256)
     if tb is not None:
         runners["torch"] = (*tb, {})
     # Interleaved rounds, best of each: the machine's speed drifts, and a ratio of two timings taken
     # minutes apart would measure the drift.
     best_s = {k: math.inf for k in runners}
+    peak = 0.0
     for _ in range(args.rounds):
+        peak = max(peak, matmul_peak())
         for k, (run, _, _) in runners.items():
             t0 = time.perf_counter()
             run()
             best_s[k] = min(best_s[k], time.perf_counter() - t0)
     rate = {k: runners[k][1] / best_s[k] for k in runners}
+    res["peak_f32_gflops"] = peak
     fixed = {**runners["sinkflow_rk4"][2], "run_s": best_s["sinkflow_rk4"], "traj_per_s": rate["sinkflow_rk4"]}
     adaptive = {**runners["sinkflow_tsit5"][2], "run_s": best_s["sinkflow_tsit5"], "traj_per_s": rate["sinkflow_tsit5"]}
     for info in (fixed, adaptive):
@@ -208,7 +223,7 @@ def main():
     res["sinkflow_rk4"] = fixed
     res["sinkflow_tsit5"] = adaptive
     res["dots_only_traj_per_s"] = rate["dots_only"]
-    res["numpy_loop_traj_per_s"] = numpy_loop(4 if args.quick else 16)
+    res["numpy_loop_traj_per_s"] = rate["numpy_loop"]
     res["numpy_vec_traj_per_s"] = rate["numpy_vec"]
     res["torch_traj_per_s"] = rate.get("torch")
     gflops = fixed["traj_per_s"] * flops_per_traj / 1e9
