@@ -9,7 +9,8 @@ Baselines, timed here on the same machine:
 - numpy loop: a Python loop over realizations, each step vectorised over the
   particles (how research scripts are written);
 - numpy vectorised: the whole batch as one array;
-- torch batched RK4 (CPU), if torch is installed (``pip install -e .[bench]``).
+- torch batched RK4 (CPU), if torch is installed (``pip install -e .[bench]``), eager
+  (the target's baseline) and with the field under ``torch.compile`` (reported beside it).
 Baselines run on a subset of realizations and report trajectories per second;
 all of them (sinkflow, the ceiling and the baselines) are timed in interleaved
 rounds (``--rounds``, default 3) and the best of each is kept, because this shared
@@ -156,7 +157,9 @@ def numpy_vectorised(R_sub: int) -> float:
     return (lambda: _np_rk4(x, beta, int(round(T / DT)))), x.shape[0]
 
 
-def torch_batched(R_sub: int):
+def torch_batched(R_sub: int, compiled: bool = False):
+    """(run-once callable, trajectories per run), or None without torch (or, with ``compiled``,
+    when torch.compile cannot build its CPU kernels here, e.g. no C++ compiler)."""
     try:
         import torch
     except ImportError:
@@ -172,6 +175,9 @@ def torch_batched(R_sub: int):
         a = torch.bmm(w, y)
         return a - (a * y).sum(-1, keepdim=True) * y
 
+    if compiled:
+        f = torch.compile(f)
+
     def run():
         y = x
         with torch.no_grad():
@@ -183,6 +189,12 @@ def torch_batched(R_sub: int):
                 y = y + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
                 y = y / y.norm(dim=-1, keepdim=True)
 
+    if compiled:
+        try:
+            run()  # compile outside the timed rounds
+        except Exception as e:  # inductor needs a working C++ toolchain
+            print(f"torch.compile baseline skipped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            return None
     return run, x.shape[0]
 
 
@@ -204,6 +216,9 @@ def main():
     tb = torch_batched(64 if args.quick else 256)
     if tb is not None:
         runners["torch"] = (*tb, {})
+    tc = torch_batched(64 if args.quick else 256, compiled=True) if tb is not None else None
+    if tc is not None:
+        runners["torch_compile"] = (*tc, {})
     # Interleaved rounds, best of each: the machine's speed drifts, and a ratio of two timings taken
     # minutes apart would measure the drift.
     best_s = {k: math.inf for k in runners}
@@ -226,6 +241,7 @@ def main():
     res["numpy_loop_traj_per_s"] = rate["numpy_loop"]
     res["numpy_vec_traj_per_s"] = rate["numpy_vec"]
     res["torch_traj_per_s"] = rate.get("torch")
+    res["torch_compile_traj_per_s"] = rate.get("torch_compile")
     gflops = fixed["traj_per_s"] * flops_per_traj / 1e9
     res["sinkflow_rk4_gflops"] = gflops
     res["fraction_of_peak"] = gflops / peak
@@ -233,11 +249,12 @@ def main():
     res["ratio_vs_numpy_loop"] = fixed["traj_per_s"] / res["numpy_loop_traj_per_s"]
     res["ratio_vs_numpy_vec"] = fixed["traj_per_s"] / res["numpy_vec_traj_per_s"]
     res["ratio_vs_torch"] = fixed["traj_per_s"] / res["torch_traj_per_s"] if res["torch_traj_per_s"] else None
+    res["ratio_vs_torch_compile"] = fixed["traj_per_s"] / res["torch_compile_traj_per_s"] if res["torch_compile_traj_per_s"] else None
     res["adaptive_vs_fixed"] = adaptive["traj_per_s"] / fixed["traj_per_s"]
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"device {res['device']}, f32 matmul peak {peak:.1f} GFLOP/s, R = {R}, FLOP model {flops_per_traj / 1e6:.1f} MFLOP/trajectory")
     print(f"{'implementation':<28}{'traj/s':>10}{'sinkflow ×':>12}")
-    rows = [("sinkflow RK4 (scan)", fixed["traj_per_s"]), ("sinkflow Tsit5 rtol 1e-5", adaptive["traj_per_s"]), ("ceiling: the two products", res["dots_only_traj_per_s"]), ("numpy loop", res["numpy_loop_traj_per_s"]), ("numpy vectorised", res["numpy_vec_traj_per_s"]), ("torch batched", res["torch_traj_per_s"])]
+    rows = [("sinkflow RK4 (scan)", fixed["traj_per_s"]), ("sinkflow Tsit5 rtol 1e-5", adaptive["traj_per_s"]), ("ceiling: the two products", res["dots_only_traj_per_s"]), ("numpy loop", res["numpy_loop_traj_per_s"]), ("numpy vectorised", res["numpy_vec_traj_per_s"]), ("torch batched", res["torch_traj_per_s"]), ("torch batched, compiled", res["torch_compile_traj_per_s"])]
     for name, v in rows:
         print(f"{name:<28}{(v or float('nan')):>10.1f}{(fixed['traj_per_s'] / v if v else float('nan')):>12.2f}")
     print(f"sinkflow RK4: {gflops:.1f} GFLOP/s = {100 * gflops / peak:.1f}% of peak (the products alone: {100 * res['dots_only_fraction_of_peak']:.0f}%); compile {fixed['compile_s']:.1f} s (RK4), {adaptive['compile_s']:.1f} s (Tsit5); Tsit5 took {adaptive['steps']} steps; peak RSS {res['peak_rss_mb']:.0f} MB")
