@@ -68,7 +68,7 @@ def make_cell(cfg: Config, static: dict):
     def cell(values, key):
         x0 = uniform(key, (R, n), d, dtype)
         params = Attention(beta=values["beta"])
-        sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize)
+        sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize, batch_ndim=1)
         hist, m2 = sol.ys
         return {"hist": hist, "m2": m2[:, 0], "m2_se": m2[:, 1], "status": sol.status, "num_steps": sol.num_steps}
 

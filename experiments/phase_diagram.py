@@ -81,7 +81,7 @@ def make_chunk(cfg: Config, static: dict):
         x0, beta = args
         params = Attention(beta=beta[:, None, None], normalization=normalization)
         observable = lambda t, x, a: close_pair_fraction(x, cfg.delta)  # noqa: E731  (B,)
-        sol = solve(field, x0, ts, params, config=solver, observable=observable, project=normalize)
+        sol = solve(field, x0, ts, params, config=solver, observable=observable, project=normalize, batch_ndim=1)
         B = x0.shape[0]
         return sol.ys.T, jnp.broadcast_to(sol.code, (B,)), jnp.broadcast_to(sol.num_steps, (B,))
 

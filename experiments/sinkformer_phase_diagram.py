@@ -100,7 +100,7 @@ def make_cell(cfg: Config, static: dict):
             return close_pair_fraction(xh, cfg.delta), kl_entropy(xh, metric="geodesic"), sink_functional(c, W, cfg.epsilon), info.error
 
         x0 = uniform(_common_key(cfg.seed, d, n, beta), (R, n), d, dtype)
-        sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize)
+        sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize, batch_ndim=1)
         frac, H, F, err = sol.ys  # (t, R)
         return {
             "P": jnp.mean(frac, axis=1),

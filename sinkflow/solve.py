@@ -25,6 +25,11 @@ at O(1) by stability and t = 10⁶ costs ≥ 10⁶ steps, where Kvaerno5 takes ~
 implicit solve costs a Jacobian of the state per step, so use it on small
 states (one trajectory of n·d ≲ 10³ numbers, vmapped over realizations).
 
+Batches. A sweep may solve many independent trajectories as one state (one step size for
+all: far faster than vmapping diffrax's adaptive loop on CPU). ``batch_ndim=`` names the
+leading batch axes so that the adaptive controller bounds each trajectory's error rather than
+the RMS over the batch (:func:`batch_max_rms_norm`).
+
 Backends. Adaptive methods always run through ``diffrax.diffeqsolve``. Fixed-step
 methods default to a lean ``lax.scan`` kernel (``backend="scan"``): each save
 interval [t_k, t_{k+1}] is split into ⌈Δ/dt⌉ equal steps of the same explicit
@@ -47,6 +52,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 
 __all__ = [
     "SolverConfig",
@@ -60,6 +66,7 @@ __all__ = [
     "with_finiteness",
     "FIXED_METHODS",
     "ADAPTIVE_METHODS",
+    "batch_max_rms_norm",
 ]
 
 #: Integer status codes returned per solve (and stored per sweep cell).
@@ -183,14 +190,32 @@ class SolverConfig:
             "kvaerno5": diffrax.Kvaerno5,
         }[self.method]()
 
-    def controller(self) -> diffrax.AbstractStepSizeController:
+    def controller(self, batch_ndim: int = 0) -> diffrax.AbstractStepSizeController:
+        """The step-size controller; ``batch_ndim`` as in :func:`solve` (the error norm's batch axes)."""
+        norm = batch_max_rms_norm(batch_ndim) if batch_ndim else optx.rms_norm
         if self.method == "kvaerno5":
             # Plain integral control: with the PI coefficients below, Newton failures on clustered circle
             # states made Kvaerno5 hit 2·10⁴ steps before t = 10⁵ where the I controller takes 1.2·10³ (measured).
-            return diffrax.PIDController(rtol=self.rtol, atol=self.atol)
+            return diffrax.PIDController(rtol=self.rtol, atol=self.atol, norm=norm)
         if self.adaptive:
-            return diffrax.PIDController(rtol=self.rtol, atol=self.atol, pcoeff=0.3, icoeff=0.4)
+            return diffrax.PIDController(rtol=self.rtol, atol=self.atol, pcoeff=0.3, icoeff=0.4, norm=norm)
         return diffrax.ConstantStepSize()
+
+
+def batch_max_rms_norm(batch_ndim: int) -> Callable:
+    """Error norm for a batch of independent trajectories solved as one state: the RMS over each
+    trajectory (the trailing axes of every leaf, all leaves together), maximised over the leading
+    ``batch_ndim`` axes. The plain RMS over the whole batch divides one trajectory's error by
+    √(batch size): on 1024 phase-diagram trajectories at rtol 1e-5 the worst one was 7× less
+    accurate than with this norm, for 1.3× the steps (measured, float64, against RK4 at dt = 0.005).
+    tests/test_solve.py checks the mechanism on decoupled oscillators."""
+
+    def norm(tree):
+        leaves = jax.tree.leaves(tree)
+        flat = jnp.concatenate([jnp.reshape(v, (math.prod(v.shape[:batch_ndim]), -1)) for v in leaves], axis=1)
+        return jnp.max(jax.vmap(optx.rms_norm)(flat))
+
+    return norm
 
 
 class Solution(eqx.Module):
@@ -247,6 +272,7 @@ def solve(
     config: SolverConfig = SolverConfig(),
     observable: Callable | None = None,
     project: Callable | None = None,
+    batch_ndim: int = 0,
 ) -> Solution:
     """Integrate ẏ = field(t, y, args) and save ``observable(t, y, args)`` at ``ts``.
 
@@ -258,9 +284,15 @@ def solve(
         config: :class:`SolverConfig`.
         observable: saved function of the state; default saves the state.
         project: applied to the state after every step (e.g. back onto the sphere).
+        batch_ndim: the number of leading axes (of every leaf of ``y0``) that index independent
+            trajectories solved as one state for speed. Adaptive methods then bound every
+            trajectory's error (:func:`batch_max_rms_norm`), not the RMS over the batch; the
+            shared step is set by the hardest trajectory. Fixed steps ignore it.
 
     Returns a :class:`Solution`; ``status`` is 0 on success (see :data:`STATUS`).
     """
+    if not (isinstance(batch_ndim, int) and 0 <= batch_ndim <= min(jnp.ndim(v) for v in jax.tree.leaves(y0))):
+        raise ValueError(f"solve: batch_ndim must be an integer between 0 and the state's rank, got {batch_ndim!r}.")
     ts_np = np.asarray(ts)
     if ts_np.ndim != 1 or ts_np.size < 1 or not np.all(np.isfinite(ts_np)) or np.any(np.diff(ts_np) < 0):
         raise ValueError("solve needs ts as a 1-D, finite, non-decreasing array of save times.")
@@ -286,7 +318,7 @@ def solve(
         y0=y0,
         args=args,
         saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts_arr, fn=fn), diffrax.SubSaveAt(t1=True)]),
-        stepsize_controller=config.controller(),
+        stepsize_controller=config.controller(batch_ndim),
         max_steps=config.steps_budget(t1 - t0),
         throw=False,
     )
@@ -351,6 +383,7 @@ def solve_layers(
     config: SolverConfig = SolverConfig(),
     observable: Callable | None = None,
     project: Callable | None = None,
+    batch_ndim: int = 0,
 ) -> Solution:
     """Piecewise-autonomous dynamics: ẏ = field(t, y, args_l) on layer l = [lτ, (l+1)τ), l = 0..L−1.
 
@@ -367,7 +400,7 @@ def solve_layers(
     L), every layer runs P phases in order, phase p solving ẏ = f_p(t, y, a_p[l]) for a time τ:
     the hybrid attention/MLP block of seed 001 is ``(attention_field, mlp_field)`` with τ = ½
     (:func:`sinkflow.hybrid.solve_hybrid`). Saves then follow every phase; the observable gets the
-    phase's args.
+    phase's args. ``batch_ndim`` as in :func:`solve`.
     """
     fields = tuple(field) if isinstance(field, (tuple, list)) else (field,)
     phase_args = tuple(layer_args) if isinstance(field, (tuple, list)) else (layer_args,)
@@ -387,7 +420,7 @@ def solve_layers(
     def layer(y, args_l):
         saved, codes, steps = [], [], []
         for f, a in zip(fields, args_l):
-            sol = solve(f, y, ts_np, a, config=config, observable=observable, project=project)
+            sol = solve(f, y, ts_np, a, config=config, observable=observable, project=project, batch_ndim=batch_ndim)
             y = sol.final
             saved.append(jax.tree.map(lambda v: v[1:], sol.ys))
             codes.append(sol.code)

@@ -117,3 +117,39 @@ def test_solution_final_is_the_last_state():
     for cfg in (SolverConfig("rk4", dt=0.1), SolverConfig("tsit5", dt=0.1)):
         sol = solve(attention_field, X0, np.linspace(0, 1, 4), PARAMS, config=cfg, project=sphere.normalize)
         np.testing.assert_allclose(np.asarray(sol.final), np.asarray(sol.ys[-1]), atol=1e-14)
+
+
+def _oscillators(omegas, config, batch_ndim):
+    """Decoupled rotations ẏ_b = ω_b J y_b solved as one state (B, 2); returns (per-trajectory max error, steps)."""
+    omegas = jnp.asarray(omegas, jnp.float64)
+    field = lambda t, y, w: w[:, None] * jnp.stack([-y[:, 1], y[:, 0]], axis=-1)  # noqa: E731
+    y0 = jnp.tile(jnp.array([[1.0, 0.0]]), (omegas.shape[0], 1))
+    ts = np.linspace(0.0, 10.0, 11)
+    sol = solve(field, y0, ts, omegas, config=config, batch_ndim=batch_ndim)
+    assert int(sol.status) == 0
+    wt = omegas[None, :] * jnp.asarray(ts)[:, None]
+    exact = jnp.stack([jnp.cos(wt), jnp.sin(wt)], axis=-1)
+    return np.asarray(jnp.max(jnp.abs(sol.ys - exact), axis=(0, 2))), int(sol.num_steps)
+
+
+def test_batched_adaptive_solve_bounds_every_trajectory():
+    """One fast oscillator among 255 slow ones, solved as one state: the batch-RMS norm dilutes the
+    fast one's error by √256 = 16 and lets it be ~10× less accurate than solved alone; with
+    batch_ndim=1 its error is that of the solo solve (the step is set by the hardest trajectory)."""
+    cfg = SolverConfig("tsit5", dt=0.01, rtol=1e-6, atol=1e-9)
+    omegas = np.r_[8.0, np.ones(255)]
+    solo, _ = _oscillators([8.0], cfg, 0)
+    diluted, _ = _oscillators(omegas, cfg, 0)
+    bounded, _ = _oscillators(omegas, cfg, 1)
+    assert diluted[0] > 4 * solo[0], (diluted[0], solo[0])
+    assert bounded[0] < 2 * solo[0], (bounded[0], solo[0])
+    # Identical trajectories: the max of per-trajectory RMS is the batch RMS, so nothing changes.
+    same0, steps0 = _oscillators(np.full(16, 3.0), cfg, 0)
+    same1, steps1 = _oscillators(np.full(16, 3.0), cfg, 1)
+    assert steps0 == steps1
+    np.testing.assert_allclose(same0, same1, rtol=0, atol=1e-15)
+
+
+def test_batch_ndim_is_validated():
+    with pytest.raises(ValueError, match="batch_ndim"):
+        solve(attention_field, X0, np.array([0.0, 1.0]), PARAMS, batch_ndim=3)
