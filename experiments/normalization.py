@@ -107,7 +107,7 @@ def make_cell(cfg: Config, static: dict):
         else:
             x0 = uniform(key, (R, cfg.n), cfg.d, dtype)
         p = LayerNorm(Attention(beta=values["beta"].astype(dtype)), scheme=scheme, alpha=float(cfg.alpha), switch=float(cfg.switch))
-        sol = solve(layernorm_field, x0, ts, p, config=solver, observable=observable)
+        sol = solve(layernorm_field, x0, ts, p, config=solver, observable=observable, batch_ndim=1)
         log_gap, radius = sol.ys  # (t, R)
         return {
             "log_gap": log_gap,

@@ -148,7 +148,7 @@ def make_cell(cfg: Config, static: dict):
         if cfg.start == "whitened":
             x0 = whiten(x0)
         x0 = math.sqrt(cfg.s0) * x0
-        sol = solve(heat_field, x0, ts, params, config=solver, observable=observable)
+        sol = solve(heat_field, x0, ts, params, config=solver, observable=observable, batch_ndim=1)
         var, H, err, conv = sol.ys  # (t, R) each
         dH = H - H[:1]
         se = lambda a: jnp.std(a, axis=1) / math.sqrt(R - 1)  # noqa: E731
