@@ -11,6 +11,9 @@ Baselines, timed here on the same machine:
 - numpy vectorised: the whole batch as one array;
 - torch batched RK4 (CPU), if torch is installed (``pip install -e .[bench]``), eager
   (the target's baseline) and with the field under ``torch.compile`` (reported beside it).
+Every baseline computes what sinkflow computes: the same RK4 with re-normalisation and the
+δ-close pair fraction at the same 31 save times (a phase diagram needs it), and their fields are
+checked against sinkflow's on one shared state before timing (``field_agreement``).
 Baselines run on a subset of realizations and report trajectories per second;
 all of them (sinkflow, the ceiling and the baselines) are timed in interleaved
 rounds (``--rounds``, default 3) and the best of each is kept, because this shared
@@ -39,6 +42,11 @@ reduction over d, ``--xla_cpu_prefer_vector_width=512``, the YNNPACK fusion type
 (dot/eltwise/reduce, individual_dot); and smaller pieces of the batch solved one after the
 other (1024 → 16 trajectories: 1.2–3× slower, so the fused graph is not bandwidth-bound at
 8192); without YNNPACK fusion (``--xla_cpu_experimental_ynn_fusion_type=``) it is 4× slower.
+XLA:CPU already keeps both cores busy (process CPU time / wall = 1.94), so two host devices
+(``JAX_NUM_CPU_DEVICES=2``, cells sharded) only oversubscribe them: 1.7× slower, with or without
+single-threaded Eigen. A (B, d, n) layout (tokens minor) is 2.7× slower; the second product
+contracted over the logits' first axis (E symmetric) 3.9× slower. The observables saved between
+steps (31 pair-fraction evaluations) cost ~6% of the sinkflow run; the baselines pay them too.
 
 Usage: python benchmarks/phase_diagram.py [--realizations R] [--quick]
 Prints a table and ends with one JSON line.
@@ -124,15 +132,26 @@ def _np_field(x, beta):
     return a - np.sum(a * x, -1, keepdims=True) * x
 
 
+def _np_close_fraction(x):
+    """δ-close ordered-pair fraction of x (..., n, d): the observable every implementation saves."""
+    hit = (x @ np.swapaxes(x, -1, -2)) >= 1 - DELTA
+    return (hit.sum((-2, -1)) - N) / (N * (N - 1))  # the diagonal is always close
+
+
 def _np_rk4(x, beta, steps):
-    for _ in range(steps):
+    """RK4 with re-normalisation; returns the final state and the observable at the NSAVE save times."""
+    every = steps // (NSAVE - 1)
+    saved = [_np_close_fraction(x)]
+    for i in range(1, steps + 1):
         k1 = _np_field(x, beta)
         k2 = _np_field(x + DT / 2 * k1, beta)
         k3 = _np_field(x + DT / 2 * k2, beta)
         k4 = _np_field(x + DT * k3, beta)
         x = x + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         x /= np.linalg.norm(x, axis=-1, keepdims=True)
-    return x
+        if i % every == 0:
+            saved.append(_np_close_fraction(x))
+    return x, saved
 
 
 def numpy_loop(R_sub: int):
@@ -158,6 +177,33 @@ def numpy_vectorised(R_sub: int):
     return (lambda: _np_rk4(x, beta, int(round(T / DT)))), x.shape[0]
 
 
+def _torch_field(y, beta):
+    import torch
+
+    w = torch.softmax(beta * torch.bmm(y, y.transpose(1, 2)), dim=-1)
+    a = torch.bmm(w, y)
+    return a - (a * y).sum(-1, keepdim=True) * y
+
+
+def field_agreement() -> dict[str, float]:
+    """Largest difference between each baseline's field and sinkflow's (float32) on one shared batch
+    of unit-vector states, β = 0…7: the baselines must compute the same vector field."""
+    from sinkflow.attention import Attention
+    from sinkflow.fields import attention_field_unnormalized
+
+    x = np.random.default_rng(1).standard_normal((len(BETAS), N, D)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    beta = BETAS.astype(np.float32)[:, None, None]
+    ref = np.asarray(attention_field_unnormalized(0.0, jnp.asarray(x), Attention(beta=jnp.asarray(beta))))
+    out = {"numpy": float(np.abs(_np_field(x, beta) - ref).max())}
+    try:
+        import torch
+    except ImportError:
+        return out
+    out["torch"] = float(np.abs(_torch_field(torch.from_numpy(x), torch.from_numpy(beta)).numpy() - ref).max())
+    return out
+
+
 def torch_batched(R_sub: int, compiled: bool = False):
     """(run-once callable, trajectories per run), or None without torch (or, with ``compiled``,
     when torch.compile cannot build its CPU kernels here, e.g. no C++ compiler)."""
@@ -172,23 +218,31 @@ def torch_batched(R_sub: int, compiled: bool = False):
     beta = torch.repeat_interleave(torch.tensor(BETAS, dtype=torch.float32), R_sub)[:, None, None]
 
     def f(y):
-        w = torch.softmax(beta * torch.bmm(y, y.transpose(1, 2)), dim=-1)
-        a = torch.bmm(w, y)
-        return a - (a * y).sum(-1, keepdim=True) * y
+        return _torch_field(y, beta)
 
     if compiled:
         f = torch.compile(f)
 
+    def close_fraction(y):
+        hit = torch.bmm(y, y.transpose(1, 2)) >= 1 - DELTA
+        return (hit.sum((1, 2)) - N) / (N * (N - 1))
+
     def run():
         y = x
+        steps = int(round(T / DT))
+        every = steps // (NSAVE - 1)
         with torch.no_grad():
-            for _ in range(int(round(T / DT))):
+            saved = [close_fraction(y)]
+            for i in range(1, steps + 1):
                 k1 = f(y)
                 k2 = f(y + DT / 2 * k1)
                 k3 = f(y + DT / 2 * k2)
                 k4 = f(y + DT * k3)
                 y = y + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
                 y = y / y.norm(dim=-1, keepdim=True)
+                if i % every == 0:
+                    saved.append(close_fraction(y))
+        return saved
 
     if compiled:
         try:
@@ -209,6 +263,12 @@ def main():
     flops_per_traj = 4 * (int(round(T / DT))) * 4 * N * N * D
     res = {"device": str(jax.devices()[0]), "R": R}
     runners = {}
+    agree = field_agreement()
+    # f32 round-off is at most ~β·n·ε ≈ 7·32·6e-8 ≈ 1.3e-5 (measured 2e-7); a different field (another β
+    # scale, a missing projection or normalisation) differs by O(0.1), since |ẋ_i| is O(1) here.
+    if max(agree.values()) > 1e-4:
+        raise SystemExit(f"a baseline computes a different field from sinkflow's: max differences {agree}")
+    res["baseline_field_max_diff"] = agree
     runners["sinkflow_rk4"] = sinkflow_chunk(R, "rk4")
     runners["sinkflow_tsit5"] = sinkflow_chunk(R, "tsit5")
     runners["dots_only"] = (*dots_only(512 if args.quick else 2048), {})
