@@ -29,9 +29,11 @@ throughput (2048² jnp matmul) measured in the same run.
 What limits it (measured on the 2-core AVX-512 CPU, XLA:CPU of jax 0.10, which
 fuses a whole RK4 step into one YNNPACK graph): the two batched products alone
 (``dots_only`` below, same shapes, no softmax) run at 25–46% of the matmul peak;
-the row sum of the softmax and the tangent projection's ⟨a_i, x_i⟩ are reductions
-over 32 and 16 numbers and cost ~20% each, exp of the n² logits the rest, so the
-field runs at 12–27% of peak (varies by day on this shared machine). Formulations tried and measured slower: a ones column
+what costs the rest was measured in a stand-alone RK4 kernel by dropping one piece at a time
+(best of 6 interleaved rounds, 2026-11-23): the n² exps 1.22×, the softmax row sum (a reduction
+over 32 numbers) 1.07×, the tangent projection's ⟨a_i, x_i⟩ (over 16) 1.08×; the RK4 combinations
+and re-normalisation the remainder. So the field runs at 12–27% of peak (varies by day on this
+shared machine). Formulations tried and measured slower: a ones column
 appended to x (the concatenation splits the fused graph, 3×), broadcast-and-sum
 products (7×), batch-last layouts (3×), normalising the stage states inside the field
 (1.4×: it split the step into four graphs; hence ``attention_field_unnormalized``
