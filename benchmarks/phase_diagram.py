@@ -48,8 +48,9 @@ XLA:CPU already keeps both cores busy (process CPU time / wall = 1.94), so two h
 (``JAX_NUM_CPU_DEVICES=2``, cells sharded) only oversubscribe them: 1.7× slower, with or without
 single-threaded Eigen. A (B, d, n) layout (tokens minor) is 2.7× slower; the second product
 contracted over the logits' first axis (E symmetric) 3.9× slower; unrolling the step loop
-(``fori_loop(..., unroll=2)`` or 5) 1.6–1.9× slower, as the fused step graph splits. The observables saved between
-steps (31 pair-fraction evaluations) cost ~6% of the sinkflow run; the baselines pay them too.
+(``fori_loop(..., unroll=2)`` or 5) 1.6–1.9× slower, as the fused step graph splits. The
+observables saved between steps (31 pair-fraction evaluations) cost about 6% of the sinkflow
+run (one measurement); the baselines pay them too.
 
 Usage: python benchmarks/phase_diagram.py [--realizations R] [--quick]
 Prints a table and ends with one JSON line.
