@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sinkflow.attention import Attention
+from sinkflow.attention import Attention, attend_at
 from sinkflow.checks import compare, status_check, worst_case
 from sinkflow.entropy import kl_entropy, sphere_entropy
 from sinkflow.hybrid import random_mlp, solve_hybrid
@@ -99,7 +99,7 @@ def make_cell(cfg: Config, static: dict):
 
     def divergence(x, att, mlp):
         """Mean div_S of the attention field (cloud frozen) and of the MLP field at the tokens."""
-        fa = lambda y: jax.nn.softmax(att.beta * (x @ y)) @ x  # noqa: E731  (v[μ](y) for the empirical μ; Q = K = V = I)
+        fa = lambda y: attend_at(y[None], x, att)[0]  # noqa: E731  (v[μ](y) for the empirical μ, the cloud frozen)
         da = jnp.mean(jax.vmap(lambda y: tangent_divergence(fa, y))(x))
         dm = jnp.mean(jax.vmap(lambda y: tangent_divergence(mlp, y))(x))
         return jnp.stack([da, dm])

@@ -43,6 +43,7 @@ from .sinkhorn import Sinkhorn, sinkhorn
 __all__ = [
     "Attention",
     "attend_rows",
+    "attend_at",
     "NORMALIZATIONS",
     "logits",
     "attention_matrix",
@@ -189,10 +190,33 @@ def attend_rows(x: Float[Array, "... n d"], p: Attention, rows: Int[Array, " r"]
     allowed = _allowed(p, n, rows=rows)
     if allowed is not None:
         lg = jnp.where(allowed, lg, -jnp.inf)
+    return _attend_logits(lg, x, p)
+
+
+def attend_at(y: Float[Array, "... m d"], x: Float[Array, "... n d"], p: Attention) -> Float[Array, "... m d"]:
+    """The attention velocity at query points y that are not tokens: s Σ_j w_j(y) V x_j, with
+    w_j(y) ∝ e^{β⟨Q y, K x_j⟩} over the cloud x (softmax), or e^{β⟨Qy, Kx_j⟩}/n (USA).
+
+    This is v[μ](y) for the empirical measure μ = (1/n) Σ_j δ_{x_j}, the field a frozen cloud
+    exerts on a test particle; ``attend_at(x, x, p) == attend(x, p)``. Used where the field is
+    needed as a function of a free point (its divergence at y, in the hybrid study). A mask or
+    causality refers to token pairs (i, j), and Sinkhorn couples all queries, so both are refused.
+    """
+    if p.normalization == "sinkhorn":
+        raise ValueError("attend_at: Sinkhorn normalises over all queries jointly; use attend() on the tokens.")
+    if p.mask is not None or p.causal:
+        raise ValueError("attend_at: masks and causality refer to token pairs, not to free query points.")
+    q = y if p.Q is None else y @ p.Q.T
+    k = x if p.K is None else x @ p.K.T
+    return _attend_logits(p.beta * jnp.einsum("...id,...jd->...ij", q, k), x, p)
+
+
+def _attend_logits(lg: Array, x: Array, p: Attention) -> Array:
+    """s·V Σ_j w_ij x_j from logits (..., m, n) (−∞ where forbidden), softmax or 1/n weights."""
     shift = jax.lax.stop_gradient(jnp.max(lg, axis=-1, keepdims=True))
     shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
     e = jnp.exp(lg - shift)
-    w = e / jnp.sum(e, axis=-1, keepdims=True) if p.normalization == "softmax" else e * (jnp.exp(shift) / n)
+    w = e / jnp.sum(e, axis=-1, keepdims=True) if p.normalization == "softmax" else e * (jnp.exp(shift) / x.shape[-2])
     return p.value_scale * _apply_v(jnp.einsum("...ij,...jd->...id", w, x), p)
 
 

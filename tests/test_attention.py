@@ -40,6 +40,33 @@ def test_chunked_equals_dense(normalization, causal):
     np.testing.assert_allclose(A.attend(x, chunked), A.attend(x, dense), rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("normalization", ["softmax", "none"])
+def test_attend_at_free_points_matches_numpy_and_tokens(normalization):
+    """v[μ](y) at off-cloud points against a plain numpy sum; at the tokens themselves it is attend()."""
+    k = jax.random.key(11)
+    x, y = _x(n=9, d=4, batch=(2,)), _x(n=5, d=4, batch=(2,), seed=3)
+    Q = A.random_matrix(k, 4, "gaussian", jnp.float64)
+    K = A.random_matrix(jax.random.fold_in(k, 1), 4, "goe", jnp.float64)
+    V = A.random_matrix(jax.random.fold_in(k, 2), 4, "wishart", jnp.float64)
+    p = A.Attention(beta=2.5, Q=Q, K=K, V=V, value_scale=-0.7, normalization=normalization)
+    xn, yn, Qn, Kn, Vn = map(np.asarray, (x, y, Q, K, V))
+    e = np.exp(2.5 * np.einsum("bmd,bnd->bmn", yn @ Qn.T, xn @ Kn.T))
+    w = e / e.sum(-1, keepdims=True) if normalization == "softmax" else e / xn.shape[-2]
+    expected = -0.7 * np.einsum("bmn,bnd->bmd", w, xn) @ Vn.T
+    np.testing.assert_allclose(A.attend_at(y, x, p), expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(A.attend_at(x, x, p), A.attend(x, p), rtol=1e-12, atol=1e-14)
+
+
+def test_attend_at_refuses_token_pair_structure():
+    x = _x(n=4)
+    with pytest.raises(ValueError, match="token pairs"):
+        A.attend_at(x, x, A.Attention(beta=1.0, causal=True))
+    with pytest.raises(ValueError, match="Sinkhorn"):
+        from sinkflow.sinkhorn import Sinkhorn
+
+        A.attend_at(x, x, A.Attention(beta=1.0, normalization="sinkhorn", sinkhorn=Sinkhorn(epsilon=1.0)))
+
+
 def test_masked_entries_exactly_zero():
     x = _x(n=6)
     w = A.attention_matrix(x, A.Attention(beta=50.0, causal=True))
