@@ -70,6 +70,14 @@ import jax.numpy as jnp
 import numpy as np
 
 N, D, BETAS, T, DT, NSAVE, DELTA = 32, 16, np.arange(8.0), 30.0, 0.1, 31, 1e-3
+STEPS = int(round(T / DT))  # 300
+SAVE_EVERY = STEPS // (NSAVE - 1)  # steps between saves
+
+
+def _unit_starts(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """float32 tokens uniform on S^{D−1}, shape (*shape, N, D), for the baselines (numpy, no sinkflow)."""
+    x = np.random.default_rng(seed).standard_normal((*shape, N, D)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def best(fn, repeat=3):
@@ -120,8 +128,7 @@ def dots_only(B: int = 2048):
         y = y + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         return y / jnp.linalg.norm(y, axis=-1, keepdims=True)
 
-    steps = int(round(T / DT))
-    g = jax.jit(lambda y: jax.lax.fori_loop(0, steps, body, y))
+    g = jax.jit(lambda y: jax.lax.fori_loop(0, STEPS, body, y))
     g(x).block_until_ready()
     return (lambda: g(x).block_until_ready()), B
 
@@ -144,43 +151,37 @@ def _np_close_fraction(x):
     return (hit.sum((-2, -1)) - N) / (N * (N - 1))  # the diagonal is always close
 
 
-def _np_rk4(x, beta, steps):
+def _np_rk4(x, beta):
     """RK4 with re-normalisation; returns the final state and the observable at the NSAVE save times."""
-    every = steps // (NSAVE - 1)
     saved = [_np_close_fraction(x)]
-    for i in range(1, steps + 1):
+    for i in range(1, STEPS + 1):
         k1 = _np_field(x, beta)
         k2 = _np_field(x + DT / 2 * k1, beta)
         k3 = _np_field(x + DT / 2 * k2, beta)
         k4 = _np_field(x + DT * k3, beta)
         x = x + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         x /= np.linalg.norm(x, axis=-1, keepdims=True)
-        if i % every == 0:
+        if i % SAVE_EVERY == 0:
             saved.append(_np_close_fraction(x))
     return x, saved
 
 
 def numpy_loop(R_sub: int):
     """(run-once callable, trajectories per run): a Python loop over 2·R_sub realizations."""
-    rng = np.random.default_rng(0)
-    steps = int(round(T / DT))
-    starts = rng.standard_normal((2, R_sub, N, D)).astype(np.float32)
-    starts /= np.linalg.norm(starts, axis=-1, keepdims=True)
+    starts = _unit_starts(0, (2, R_sub))
 
     def run():
         for b, xs in zip(BETAS[:2], starts):
             for x in xs:
-                _np_rk4(x, np.float32(b), steps)
+                _np_rk4(x, np.float32(b))
 
     return run, 2 * R_sub
 
 
 def numpy_vectorised(R_sub: int):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((len(BETAS) * R_sub, N, D)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    x = _unit_starts(0, (len(BETAS) * R_sub,))
     beta = np.repeat(BETAS, R_sub).astype(np.float32)[:, None, None]
-    return (lambda: _np_rk4(x, beta, int(round(T / DT)))), x.shape[0]
+    return (lambda: _np_rk4(x, beta)), x.shape[0]
 
 
 def _torch_field(y, beta):
@@ -197,8 +198,7 @@ def field_agreement() -> dict[str, float]:
     from sinkflow.attention import Attention
     from sinkflow.fields import attention_field_unnormalized
 
-    x = np.random.default_rng(1).standard_normal((len(BETAS), N, D)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    x = _unit_starts(1, (len(BETAS),))
     beta = BETAS.astype(np.float32)[:, None, None]
     ref = np.asarray(attention_field_unnormalized(0.0, jnp.asarray(x), Attention(beta=jnp.asarray(beta))))
     out = {"numpy": float(np.abs(_np_field(x, beta) - ref).max())}
@@ -235,18 +235,16 @@ def torch_batched(R_sub: int, compiled: bool = False):
 
     def run():
         y = x
-        steps = int(round(T / DT))
-        every = steps // (NSAVE - 1)
         with torch.no_grad():
             saved = [close_fraction(y)]
-            for i in range(1, steps + 1):
+            for i in range(1, STEPS + 1):
                 k1 = f(y)
                 k2 = f(y + DT / 2 * k1)
                 k3 = f(y + DT / 2 * k2)
                 k4 = f(y + DT * k3)
                 y = y + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
                 y = y / y.norm(dim=-1, keepdim=True)
-                if i % every == 0:
+                if i % SAVE_EVERY == 0:
                     saved.append(close_fraction(y))
         return saved
 
@@ -266,7 +264,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the best of each is kept")
     args = ap.parse_args()
     R = 128 if args.quick else args.realizations
-    flops_per_traj = 4 * (int(round(T / DT))) * 4 * N * N * D
+    flops_per_traj = 4 * STEPS * 4 * N * N * D
     res = {"device": str(jax.devices()[0]), "R": R}
     runners = {}
     agree = field_agreement()

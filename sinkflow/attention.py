@@ -85,10 +85,16 @@ class Attention(eqx.Module):
             raise ValueError(f"Attention(chunk={self.chunk!r}) must be a positive integer or None.")
 
 
+def _queries(y: Array, p: Attention) -> Array:
+    return y if p.Q is None else y @ p.Q.T
+
+
+def _keys(x: Array, p: Attention) -> Array:
+    return x if p.K is None else x @ p.K.T
+
+
 def _qk(x: Array, p: Attention) -> tuple[Array, Array]:
-    q = x if p.Q is None else x @ p.Q.T
-    k = x if p.K is None else x @ p.K.T
-    return q, k
+    return _queries(x, p), _keys(x, p)
 
 
 def _values(x: Array, p: Attention) -> Array:
@@ -206,9 +212,7 @@ def attend_at(y: Float[Array, "... m d"], x: Float[Array, "... n d"], p: Attenti
         raise ValueError("attend_at: Sinkhorn normalises over all queries jointly; use attend() on the tokens.")
     if p.mask is not None or p.causal:
         raise ValueError("attend_at: masks and causality refer to token pairs, not to free query points.")
-    q = y if p.Q is None else y @ p.Q.T
-    k = x if p.K is None else x @ p.K.T
-    return _attend_logits(p.beta * jnp.einsum("...id,...jd->...ij", q, k), x, p)
+    return _attend_logits(p.beta * jnp.einsum("...id,...jd->...ij", _queries(y, p), _keys(x, p)), x, p)
 
 
 def _attend_logits(lg: Array, x: Array, p: Attention) -> Array:
