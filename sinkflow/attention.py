@@ -157,23 +157,12 @@ def attention_matrix(x: Float[Array, "... n d"], p: Attention, *, unit: bool = F
 
 
 def attend(x: Float[Array, "... n d"], p: Attention, *, unit: bool = False) -> Float[Array, "... n d"]:
-    """out_i = s Σ_j w_ij V x_j for every token (dense or chunked by ``p.chunk``); ``unit`` as in :func:`attention_matrix`.
-
-    The dense softmax/1/n path normalises after the product, (Σ_j e_ij x_j)/Σ_j e_ij, so the
-    division touches n·d numbers instead of n² (measured 1.1× on the whole field, CPU).
-    """
+    """out_i = s Σ_j w_ij V x_j for every token (dense or chunked by ``p.chunk``); ``unit`` as in :func:`attention_matrix`."""
     n = x.shape[-2]
     if p.chunk is None or p.chunk >= n:
         if p.normalization == "sinkhorn":
-            out = jnp.einsum("...ij,...jd->...id", attention_matrix(x, p), x)
-        else:
-            e, shift = _kernel(x, p, unit)
-            out = jnp.einsum("...ij,...jd->...id", e, x)
-            if p.normalization == "softmax":
-                out = out / jnp.sum(e, axis=-1)[..., None]
-            else:
-                out = out * (jnp.exp(shift) / n)
-        return p.value_scale * _apply_v(out, p)
+            return p.value_scale * _apply_v(jnp.einsum("...ij,...jd->...id", attention_matrix(x, p), x), p)
+        return _finish(*_kernel(x, p, unit), x, p)
     batch = x.shape[:-2]
     flat = x.reshape((-1, n, x.shape[-1]))
     out = jax.vmap(lambda y: _attend_chunked(y, p))(flat)
@@ -219,9 +208,20 @@ def _attend_logits(lg: Array, x: Array, p: Attention) -> Array:
     """s·V Σ_j w_ij x_j from logits (..., m, n) (−∞ where forbidden), softmax or 1/n weights."""
     shift = jax.lax.stop_gradient(jnp.max(lg, axis=-1, keepdims=True))
     shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
-    e = jnp.exp(lg - shift)
-    w = e / jnp.sum(e, axis=-1, keepdims=True) if p.normalization == "softmax" else e * (jnp.exp(shift) / x.shape[-2])
-    return p.value_scale * _apply_v(jnp.einsum("...ij,...jd->...id", w, x), p)
+    return _finish(jnp.exp(lg - shift), shift, x, p)
+
+
+def _finish(e: Array, shift: Array, x: Array, p: Attention) -> Array:
+    """s·V Σ_j w_ij x_j from the shifted kernel e_ij = e^{ℓ_ij − shift_i} (..., m, n): the one
+    finishing step of every dense softmax / 1/n path. It normalises after the product,
+    (Σ_j e_ij x_j)/Σ_j e_ij, so the division touches m·d numbers instead of m·n (measured 1.1×
+    on the whole field, CPU)."""
+    out = jnp.einsum("...ij,...jd->...id", e, x)
+    if p.normalization == "softmax":
+        out = out / jnp.sum(e, axis=-1, keepdims=True)
+    else:
+        out = out * (jnp.exp(shift) / x.shape[-2])
+    return p.value_scale * _apply_v(out, p)
 
 
 def _apply_v(y: Array, p: Attention) -> Array:
