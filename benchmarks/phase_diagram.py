@@ -51,6 +51,11 @@ XLA:CPU already keeps both cores busy (process CPU time / wall = 1.94), so two h
 single-threaded Eigen. A (B, d, n) layout (tokens minor) is 2.7× slower; the second product
 contracted over the logits' first axis (E symmetric) 3.9× slower; unrolling the step loop
 (``fori_loop(..., unroll=2)`` or 5) 1.6–1.9× slower, as the fused step graph splits. The
+XLA flags measured with no gain (2026-11-23, two interleaved
+passes): ``--xla_cpu_enable_fast_math`` (with or without honouring functions and division),
+``--xla_cpu_enable_concurrency_optimized_scheduler``, ``--xla_cpu_experimental_xnn_graph_fusion_mode
+=XNN_GRAPH_FUSION_MODE_GREEDY``, ``--xla_cpu_use_fusion_emitters=false``,
+``--xla_cpu_enable_platform_dependent_math``. The
 observables saved between steps (31 pair-fraction evaluations) cost about 6% of the sinkflow
 run (one measurement); the baselines pay them too.
 
