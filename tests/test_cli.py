@@ -62,6 +62,11 @@ def test_run_plot_check_smoke(study, tmp_path, capsys):
         (["--realizations", "0"], "--realizations"),
         (["--method", "tsit5", "--rtol", "-1"], "rtol"),
         (["--shard", "3/2"], "shard"),
+        (["--shard", "a/b"], "i/N"),
+        (["--devices", "0"], "--devices"),
+        (["--chunk-size", "0"], "--chunk-size"),
+        (["--seed", "-1"], "--seed"),
+        (["--n-times", "1"], "--n-times"),
     ],
 )
 def test_bad_input_is_a_clear_error_before_compute(args, match, tmp_path, capsys):
