@@ -215,6 +215,12 @@ class Store:
                         fill = -1 if np.issubdtype(dt, np.integer) else np.nan
                         arrays[var] = np.full(shape + tail, fill, dtype=dt if np.issubdtype(dt, np.integer) else np.float64)
                     vals = ds[var].values
+                    if vals.shape[1:] != arrays[var].shape[len(shape):]:
+                        raise ValueError(
+                            f"output {var!r} has shape {vals.shape[1:]} per cell in {p.name} but {arrays[var].shape[len(shape):]} in "
+                            f"another chunk: a study whose outputs' shapes depend on a static parameter must pad them to one "
+                            f"shape in its cell (NaN beyond, as causal-leader and normalizations do)."
+                        )
                     for row, lab in enumerate(labels):
                         if lab in index:
                             arrays[var][index[lab]] = vals[row]

@@ -13,7 +13,7 @@ TINY = {
     "energy": ["--model", "sa,usa-repulsive", "--beta", "1", "--n", "5", "--T", "2", "--n-times", "11"],
     "sinkhorn-gaussian": ["--s", "1", "--epsilon", "1,2", "--dim", "1", "--n", "100,200", "--realizations", "8"],
     "sinkformer-heat": ["--dim", "1", "--n", "60,120,240", "--epsilon", "0.5", "--realizations", "4", "--T", "0.5", "--n-times", "3", "--dt", "0.125"],
-    "normalizations": ["--n", "6", "--beta", "1,3", "--K", "60", "--realizations", "4"],
+    "normalizations": ["--n", "4,6", "--beta", "1,3", "--K", "60", "--realizations", "4"],  # two n: padded (i, j)
     "sinkformer-phase-diagram": ["--d", "2,8", "--n", "8", "--beta", "0,2", "--realizations", "4", "--T", "4", "--n-times", "5"],
     "long-context": ["--n", "8,32,128", "--gamma", "1,2,3"],
     "usa-rates": ["--beta", "0,1,3", "--realizations", "2", "--layers", "200", "--n-times", "151"],

@@ -111,3 +111,20 @@ def test_sharded_devices_and_process_shards_equal_unsharded(tmp_path):
         np.testing.assert_allclose(load_results(tmp_path / name)["P"].values, want, atol=1e-12)
     attrs = load_results(tmp_path / "dev4").attrs
     assert len(json.loads(attrs["devices"])) == 4 and attrs["precision"] == "float64"
+
+
+def test_merge_refuses_outputs_whose_shape_depends_on_a_static_parameter(tmp_path):
+    """An unpadded per-n (or per-d) output is a study bug; merge says so instead of a numpy broadcast error."""
+
+    def ragged(cfg, static):
+        inner = PD.make_chunk(cfg, static)
+
+        def chunk(values, keys):
+            out = inner(values, keys)  # keep 3 or 5 of the 5 save times
+            return {k: v[..., : static["d"]] if PD.output_dims[k][-1:] == ("t",) else v for k, v in out.items()}
+
+        return chunk
+
+    study = dataclasses.replace(PD, make_chunk=ragged)
+    with pytest.raises(ValueError, match="must pad them to one shape"):
+        run_sweep(study, _cfg(), tmp_path / "r", chunk_size=5, progress=False)
