@@ -120,6 +120,10 @@ class Study:
     leading ``C`` axis). Use it when flattening cells × realizations into one batch
     beats ``vmap`` of ``make_cell`` (XLA's CPU dot is ~2× slower with two batch
     dimensions than with one flat batch; see benchmarks/phase_diagram.py).
+    cell_bytes: optional ``(config, static_values) -> int``, an upper estimate of one
+    cell's peak working memory; the sweep then caps a group's chunk so that the cells
+    run together fit half the device's memory (:func:`sinkflow.sweep.memory_budget`).
+    Studies with n×n work per realization at large n declare it.
     """
 
     name: str
@@ -135,6 +139,7 @@ class Study:
     solver_of: Callable = lambda cfg: {}
     module_file: str = ""
     make_chunk: Callable | None = None
+    cell_bytes: Callable | None = None
 
     def config(self, preset: str = "small", **overrides) -> StudyConfig:
         if preset not in self.presets:

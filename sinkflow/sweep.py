@@ -9,7 +9,9 @@ config and an output directory. It
 2. groups the rest by their *static* values (d, n, model…: one compile each);
 3. runs each group in chunks of ``chunk_size`` cells as one jitted, vmapped call
    whose cell axis is sharded over a 1-D device mesh (chunks are padded to a
-   fixed size, so every chunk of a group reuses one compiled program);
+   fixed size, so every chunk of a group reuses one compiled program); a study
+   that declares ``cell_bytes`` gets smaller chunks where ``chunk_size`` cells
+   would not fit :func:`memory_budget` (results do not depend on chunking);
 4. writes each finished chunk to the store atomically, between chunks updates
    a progress line (only on a terminal) and counts failed cells (status ≠ 0);
 5. when the whole grid is present, merges it into ``results.nc`` with
@@ -40,7 +42,7 @@ from .progress import Progress
 from .store import Store, cell_label, code_hash, label_key_words, provenance
 from .study import Study, StudyConfig
 
-__all__ = ["Cell", "grid_cells", "run_sweep", "SweepReport", "base_hash", "cell_keys", "default_chunk_size", "merge_results"]
+__all__ = ["Cell", "grid_cells", "run_sweep", "SweepReport", "base_hash", "cell_keys", "default_chunk_size", "memory_budget", "merge_results"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,24 @@ def cell_keys(seed: int, labels: list[str]) -> jax.Array:
     words = np.asarray([label_key_words(lab) for lab in labels], dtype=np.uint32)
     base = jax.random.key(seed)
     return jax.vmap(lambda w: jax.random.fold_in(jax.random.fold_in(base, w[0]), w[1]))(jnp.asarray(words))
+
+
+def memory_budget(devices: list[jax.Device]) -> int:
+    """Bytes each device's share of a chunk may use: half an accelerator's memory limit, or on
+    CPU half the host's physical memory split among the host devices, which share it (the rest
+    is for XLA's temporaries, copies and the host)."""
+    stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]) // 2
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2 // len(devices)
+
+
+def _fitting_chunk(size: int, nd: int, cell_bytes: int, budget: int) -> int:
+    """The largest multiple of nd ≤ size whose per-device share of cells fits the budget (at least nd)."""
+    per_device = max(1, budget // max(1, cell_bytes))
+    return max(nd, min(size, per_device * nd))
 
 
 def default_chunk_size(n_devices: int) -> int:
@@ -173,6 +193,8 @@ def run_sweep(
         # count (padding a 1-cell group to 8 cells computed 8× the work); all chunks of a
         # group share one shape, so still one compile per group.
         size = min(chunk_size, int(math.ceil(len(group) / nd) * nd))
+        if study.cell_bytes is not None:
+            size = _fitting_chunk(size, nd, int(study.cell_bytes(cfg, static)), memory_budget(all_devices))
         for start in range(0, len(group), size):
             part = group[start : start + size]
             padded = part + [part[-1]] * (size - len(part))

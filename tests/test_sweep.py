@@ -128,3 +128,17 @@ def test_merge_refuses_outputs_whose_shape_depends_on_a_static_parameter(tmp_pat
     study = dataclasses.replace(PD, make_chunk=ragged)
     with pytest.raises(ValueError, match="must pad them to one shape"):
         run_sweep(study, _cfg(), tmp_path / "r", chunk_size=5, progress=False)
+
+
+def test_declared_cell_memory_caps_the_chunk(tmp_path):
+    from sinkflow.sweep import _fitting_chunk, memory_budget
+
+    import jax
+
+    assert memory_budget(jax.devices()) > 2**28  # half the host's memory, on CPU
+    assert _fitting_chunk(8, 1, cell_bytes=3, budget=10) == 3
+    assert _fitting_chunk(8, 4, cell_bytes=3, budget=10) == 8  # 3 cells per device fit, capped at 8
+    assert _fitting_chunk(8, 4, cell_bytes=30, budget=10) == 4  # never below one cell per device
+    huge = dataclasses.replace(PD, cell_bytes=lambda cfg, static: 2**62)
+    rep = run_sweep(huge, _cfg(d=(3,), beta=(0.0, 1.0, 2.0)), tmp_path / "r", chunk_size=8, progress=False)
+    assert rep.merged and rep.chunks == 3  # one cell per chunk instead of one chunk of 3
