@@ -65,7 +65,7 @@ PRESETS = {
 
 def _batch(cfg: Config, n: int) -> int:
     """Realizations solved at once (``lax.map(batch_size=…)``): about 2²³ kernel entries, so a
-    cell holds ~3·2²³ numbers whatever n (vmapping all 64 realizations at n = 4000 needed 25 GB)."""
+    cell holds ~4·2²³ numbers whatever n (vmapping all 64 realizations at n = 4000 needed 25 GB)."""
     return max(1, min(cfg.realizations, 2**23 // n**2))
 
 

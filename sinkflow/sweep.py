@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -83,8 +84,6 @@ def memory_budget(devices: list[jax.Device]) -> int:
     stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
     if stats and stats.get("bytes_limit"):
         return int(stats["bytes_limit"]) // 2
-    import os
-
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2 // len(devices)
 
 
