@@ -192,10 +192,20 @@ def checks(ds):
                         detail=f"worst β={betas[ok][worst]:g}: t_emp={temp[ok][worst]:.3f}, t*={tstar[ok][worst]:.3f}, band ±{band[ok][worst]:.3f}",
                     )
                 )
-            late = tstar <= 0.5 * T
-            if late.any():
-                PT = np.min(ds["P"].sel(n=n).sel(d=big).values[:, late, -1])
-                out.append(compare(f"collapse by T for d ≥ n (n={n})", "GLPR Thm 6.3", 1.0, float(PT), 0.01, "P(T) ≥ 0.99 where t*(β) ≤ T/2", mode="ge"))
+            # Thm 6.3 gives collapse for d ≥ n as t → ∞, with no rate; at finite d the transition
+            # spreads by the band above and a metastable two-cluster tail follows it (paper grid,
+            # d = n = 32, β = 5.8: t* = 14.2, yet P(30) = 0.926). So P(T) is checked only where the
+            # transition, widened by twice its finite-d band, ends by T/2.
+            worst_PT, where = np.inf, ""
+            for db in big:
+                late = tstar + 2.0 * (2.0 * tstar / math.sqrt(db) + dt_save) <= 0.5 * T
+                if late.any():
+                    PT = ds["P"].sel(d=db, n=n).values[late, -1]
+                    k = int(np.argmin(PT))
+                    if PT[k] < worst_PT:
+                        worst_PT, where = float(PT[k]), f"worst d={db}, β={betas[late][k]:g}: P(T)={PT[k]:.4f}"
+            if np.isfinite(worst_PT):
+                out.append(compare(f"collapse by T for d ≥ n (n={n})", "GLPR Thm 6.3", 1.0, worst_PT, 0.01, "P(T) ≥ 0.99 where t* + 2·band ≤ T/2", mode="ge", detail=where))
     return out
 
 

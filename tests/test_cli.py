@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from sinkflow.cli import main
@@ -125,3 +126,25 @@ def test_list_and_help(capsys):
 def test_plot_without_results_is_an_error(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_phase_diagram_checks_fail_on_wrong_data(tmp_path):
+    """The theorem checks pass on the simulated P and fail when it is wrong: no collapse by T, or
+    a transition at the wrong time."""
+    import experiments
+    from sinkflow.store import load_results
+
+    out = tmp_path / "pd"
+    # d ≫ n narrows the finite-d band (±1.5 here) so both checks apply with T = 20
+    args = ["--d", "64", "--n", "4", "--beta", "0,1", "--realizations", "16", "--T", "20", "--n-times", "41"]
+    assert main(["run", "phase-diagram", "--out", str(out), *args]) == 0
+    ds = load_results(out)
+    checks = experiments.get("phase-diagram").checks
+    verdict = {c.name.split(" (")[0]: c.passed for c in checks(ds)}
+    assert verdict["collapse by T for d ≥ n"] and verdict["transition time on Γ"]
+    stuck = ds.copy(deep=True)
+    stuck["P"][..., -1] = 0.9
+    assert not {c.name.split(" (")[0]: c.passed for c in checks(stuck)}["collapse by T for d ≥ n"]
+    late = ds.copy(deep=True)
+    late["P"].values[...] = np.concatenate([np.zeros_like(ds["P"].values[..., :8]), ds["P"].values[..., :-8]], axis=-1)  # 4 time units late
+    assert not {c.name.split(" (")[0]: c.passed for c in checks(late)}["transition time on Γ"]
