@@ -166,6 +166,11 @@ def checks(ds):
     betas = ds["beta"].values
     out = []
     out.append(status_check(ds, "the figure"))
+
+    def band(tstar, d):
+        """Finite-d spread of the empirical transition time around t* (one save interval added)."""
+        return 2.0 * tstar / math.sqrt(d) + dt_save
+
     for n in ds["n"].values:
         n = int(n)
         big = [int(d) for d in ds["d"].values if d >= n]
@@ -174,10 +179,10 @@ def checks(ds):
             d = max(big)
             P = ds["P"].sel(d=d, n=n).values
             temp = transition_times(P, t)
-            band = 2.0 * tstar / math.sqrt(d) + dt_save
+            spread = band(tstar, d)
             ok = tstar <= 0.8 * T
             if ok.any():
-                miss = (np.abs(temp - tstar) - band)[ok]
+                miss = (np.abs(temp - tstar) - spread)[ok]
                 miss = np.where(np.isnan(miss), np.inf, miss)
                 worst = int(np.argmax(miss))
                 out.append(
@@ -189,7 +194,7 @@ def checks(ds):
                         0.0,
                         "|t_emp − t*| ≤ 2t*/√d + Δt_save (finite-d spread)",
                         mode="le",
-                        detail=f"worst β={betas[ok][worst]:g}: t_emp={temp[ok][worst]:.3f}, t*={tstar[ok][worst]:.3f}, band ±{band[ok][worst]:.3f}",
+                        detail=f"worst β={betas[ok][worst]:g}: t_emp={temp[ok][worst]:.3f}, t*={tstar[ok][worst]:.3f}, band ±{spread[ok][worst]:.3f}",
                     )
                 )
             # Thm 6.3 gives collapse for d ≥ n as t → ∞, with no rate; at finite d the transition
@@ -198,7 +203,7 @@ def checks(ds):
             # transition, widened by twice its finite-d band, ends by T/2.
             worst_PT, where = np.inf, ""
             for db in big:
-                late = tstar + 2.0 * (2.0 * tstar / math.sqrt(db) + dt_save) <= 0.5 * T
+                late = tstar + 2.0 * band(tstar, db) <= 0.5 * T
                 if late.any():
                     PT = ds["P"].sel(d=db, n=n).values[late, -1]
                     k = int(np.argmin(PT))

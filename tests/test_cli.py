@@ -140,11 +140,15 @@ def test_phase_diagram_checks_fail_on_wrong_data(tmp_path):
     assert main(["run", "phase-diagram", "--out", str(out), *args]) == 0
     ds = load_results(out)
     checks = experiments.get("phase-diagram").checks
-    verdict = {c.name.split(" (")[0]: c.passed for c in checks(ds)}
+
+    def verdicts(data):
+        return {c.name.split(" (")[0]: c.passed for c in checks(data)}
+
+    verdict = verdicts(ds)
     assert verdict["collapse by T for d ≥ n"] and verdict["transition time on Γ"]
     stuck = ds.copy(deep=True)
     stuck["P"][..., -1] = 0.9
-    assert not {c.name.split(" (")[0]: c.passed for c in checks(stuck)}["collapse by T for d ≥ n"]
+    assert not verdicts(stuck)["collapse by T for d ≥ n"]
     late = ds.copy(deep=True)
     late["P"].values[...] = np.concatenate([np.zeros_like(ds["P"].values[..., :8]), ds["P"].values[..., :-8]], axis=-1)  # 4 time units late
-    assert not {c.name.split(" (")[0]: c.passed for c in checks(late)}["transition time on Γ"]
+    assert not verdicts(late)["transition time on Γ"]
