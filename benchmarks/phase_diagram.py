@@ -91,21 +91,26 @@ def best(fn, repeat=3):
     return min(timeit.repeat(fn, number=1, repeat=repeat))
 
 
-def matmul_peak():
-    """A callable returning this machine's float32 matmul GFLOP/s (2048², best of 5), compiled once."""
-    a = jax.random.normal(jax.random.key(0), (2048, 2048), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
+def matmul_peak(precision: str = "highest"):
+    """A callable returning this machine's float32 matmul GFLOP/s (best of 5), compiled once:
+    2048² on a CPU, 8192² on an accelerator (2048² does not fill a GPU). ``precision`` "highest"
+    is float32 proper; on a GPU "default" lets XLA use TF32 tensor cores."""
+    m = 2048 if jax.default_backend() == "cpu" else 8192
+    a = jax.random.normal(jax.random.key(0), (m, m), jnp.float32)
+    f = jax.jit(lambda x: jnp.matmul(x, x, precision=precision))
     f(a).block_until_ready()
-    return lambda: 2 * 2048**3 / best(lambda: f(a).block_until_ready(), 5) / 1e9
+    return lambda: 2 * m**3 / best(lambda: f(a).block_until_ready(), 5) / 1e9
 
 
 def sinkflow_chunk(R: int, method: str):
     """(run-once callable, trajectories per run, info) for one compiled phase-diagram chunk."""
     from experiments.phase_diagram import STUDY
+    from sinkflow.precision import with_exact_matmuls
     from sinkflow.sweep import cell_keys
 
     cfg = STUDY.config("small", d=(D,), n=(N,), beta=tuple(map(float, BETAS)), realizations=R, T=T, n_times=NSAVE, delta=DELTA, method=method, dt=DT, rtol=1e-5, atol=1e-7, dtype="float32")
-    fn = jax.jit(STUDY.make_chunk(cfg, {"d": D, "n": N}))
+    # float32 proper, as the sweep engine runs it (no TF32 on GPUs; sinkflow.precision)
+    fn = jax.jit(with_exact_matmuls(STUDY.make_chunk(cfg, {"d": D, "n": N})))
     vals = {"beta": jnp.asarray(BETAS, jnp.float32)}
     keys = cell_keys(0, [f"beta={b}" for b in BETAS])
     # Trace + compile timed on their own: "first call − best run" would also count the machine's drift.
@@ -204,10 +209,12 @@ def field_agreement() -> dict[str, float]:
     of unit-vector states, β = 0…7: the baselines must compute the same vector field."""
     from sinkflow.attention import Attention
     from sinkflow.fields import attention_field_unnormalized
+    from sinkflow.precision import exact_matmuls
 
     x = _unit_starts(1, (len(BETAS),))
     beta = BETAS.astype(np.float32)[:, None, None]
-    ref = np.asarray(attention_field_unnormalized(0.0, jnp.asarray(x), Attention(beta=jnp.asarray(beta))))
+    with exact_matmuls():
+        ref = np.asarray(attention_field_unnormalized(0.0, jnp.asarray(x), Attention(beta=jnp.asarray(beta))))
     out = {"numpy": float(np.abs(_np_field(x, beta) - ref).max())}
     try:
         import torch
@@ -217,18 +224,30 @@ def field_agreement() -> dict[str, float]:
     return out
 
 
-def torch_batched(R_sub: int, compiled: bool = False):
-    """(run-once callable, trajectories per run), or None without torch (or, with ``compiled``,
-    when torch.compile cannot build its CPU kernels here, e.g. no C++ compiler)."""
+def torch_device() -> str | None:
+    """Where the torch baseline runs: CUDA when JAX runs on a GPU and torch sees one (the fair
+    comparison on an accelerator), else the CPU; None without torch."""
     try:
         import torch
     except ImportError:
         return None
+    return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+
+
+def torch_batched(R_sub: int, compiled: bool = False):
+    """(run-once callable, trajectories per run), or None without torch (or, with ``compiled``,
+    when torch.compile cannot build its kernels here, e.g. no C++ compiler). On a GPU the
+    baseline runs on CUDA in float32 proper (torch's default: no TF32 in matmuls)."""
+    dev = torch_device()
+    if dev is None:
+        return None
+    import torch
+
     torch.set_num_threads(max(1, torch.get_num_threads()))
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(len(BETAS) * R_sub, N, D, generator=g)
+    x = torch.randn(len(BETAS) * R_sub, N, D, generator=g).to(dev)
     x = x / x.norm(dim=-1, keepdim=True)
-    beta = torch.repeat_interleave(torch.tensor(BETAS, dtype=torch.float32), R_sub)[:, None, None]
+    beta = torch.repeat_interleave(torch.tensor(BETAS, dtype=torch.float32), R_sub)[:, None, None].to(dev)
 
     def f(y):
         return _torch_field(y, beta)
@@ -253,6 +272,8 @@ def torch_batched(R_sub: int, compiled: bool = False):
                 y = y / y.norm(dim=-1, keepdim=True)
                 if i % SAVE_EVERY == 0:
                     saved.append(close_fraction(y))
+        if dev == "cuda":
+            torch.cuda.synchronize()
         return saved
 
     if compiled:
@@ -290,8 +311,10 @@ def main():
     subs = (4, 16, 64) if args.quick else (4, 16, 32, 64, 256)
     for r in subs:
         runners[f"numpy_vec@{len(BETAS) * r}"] = (*numpy_vectorised(r), {})
+    # On a GPU the torch baseline also gets the whole batch (accelerators want large batches).
+    torch_subs = tuple(sorted({*subs, R})) if torch_device() == "cuda" else subs
     for compiled, name in ((False, "torch"), (True, "torch_compile")):
-        for r in subs:
+        for r in torch_subs:
             tb = torch_batched(r, compiled=compiled)
             if tb is None:
                 break

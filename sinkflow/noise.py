@@ -30,12 +30,14 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
+from .precision import with_exact_matmuls
 from .solve import ProjectedSolver, Solution, solver_code, with_finiteness
 from .sphere import normalize, project_tangent
 
 __all__ = ["solve_sde", "order_parameter", "kuramoto_branch"]
 
 
+@with_exact_matmuls
 def solve_sde(
     field: Callable,
     y0: jax.Array,

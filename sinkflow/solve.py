@@ -54,6 +54,8 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
+from .precision import with_exact_matmuls
+
 __all__ = [
     "SolverConfig",
     "Solution",
@@ -263,6 +265,7 @@ def with_finiteness(code: jax.Array, *values: Any, axis: int | None = None) -> j
     return jnp.where(code != 0, code, jnp.where(finite, 0, 3)).astype(jnp.int32)
 
 
+@with_exact_matmuls
 def solve(
     field: Callable,
     y0: Any,
@@ -374,6 +377,7 @@ def _solve_scan(field, y0, ts_np, args, config: SolverConfig, fn, project) -> So
     return Solution(jnp.asarray(ts_np, dtype), ys, code, with_finiteness(code, ys), jnp.array(total), final)
 
 
+@with_exact_matmuls
 def solve_layers(
     field: Callable | tuple[Callable, ...],
     y0: Any,

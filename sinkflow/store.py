@@ -44,7 +44,7 @@ __all__ = [
     "load_results",
 ]
 
-_NUMERIC_MODULES = ("sphere.py", "attention.py", "fields.py", "solve.py", "observables.py", "theory.py", "grid.py", "sweep.py", "study.py")
+_NUMERIC_MODULES = ("sphere.py", "attention.py", "fields.py", "solve.py", "observables.py", "theory.py", "grid.py", "sweep.py", "study.py", "precision.py")
 
 
 def cell_label(values: dict[str, Any]) -> str:

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from .precision import MATMUL_PRECISION, with_exact_matmuls
 from .progress import Progress
 from .store import Store, cell_label, code_hash, label_key_words, provenance
 from .study import Study, StudyConfig
@@ -119,10 +120,13 @@ def _dtype(cfg: StudyConfig):
 
 
 def _build_chunk_fn(study: Study, cfg: StudyConfig, static: dict, mesh: Mesh | None):
+    """The jitted chunk function; its matrix products are traced at float32 proper on every
+    backend (:mod:`sinkflow.precision`: GPUs would otherwise use TF32)."""
     if study.make_chunk is not None:
         fn = study.make_chunk(cfg, static)
     else:
         fn = jax.vmap(study.make_cell(cfg, static))
+    fn = with_exact_matmuls(fn)
     if mesh is None:
         return jax.jit(fn)
     sh = NamedSharding(mesh, PartitionSpec("cells"))
@@ -168,6 +172,7 @@ def run_sweep(
         "config": cfg.to_dict(),
         "axes": {a[0]: list(a[1]) for a in axes},
         "precision": cfg.dtype,
+        "matmul_precision": MATMUL_PRECISION,
         "solver": study.solver_of(cfg),
     }
     store.open(json.loads(json.dumps(manifest, default=str)), resume=resume)
