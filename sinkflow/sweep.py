@@ -250,6 +250,7 @@ def merge_results(study: Study, cfg: StudyConfig, store: Store, argv: list[str] 
             "source": study.source,
             "config": json.dumps(cfg.to_dict(), default=str),
             "precision": cfg.dtype,
+            "matmul_precision": MATMUL_PRECISION,
             "solver": json.dumps(study.solver_of(cfg), default=str),
             "base_hash": base_hash(study, cfg),
         }
