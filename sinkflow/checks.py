@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .store import atomic_write_bytes
 
-__all__ = ["Check", "table", "save", "compare", "status_check", "extrapolate_inverse_n", "richardson_inverse_n", "worst_case"]
+__all__ = ["Check", "table", "save", "compare", "status_check", "power_law_limit_test", "richardson_inverse_n", "worst_case"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,22 +132,37 @@ def sinkhorn_check(ds, threshold: float, **sel) -> Check:
     return compare(name, source, 0.0, float(sub["sinkhorn_error"].max()), float(threshold), "worst L1 marginal error", mode="le", detail=detail)
 
 
-def extrapolate_inverse_n(values, se, n) -> tuple[float, float]:
-    """Weighted least squares y(n) = y_∞ + a/n over a grid of sample sizes; returns (y_∞, its standard error).
+def power_law_limit_test(values, se, n, predicted, alphas=(0.25, 2.0)) -> tuple[float, float, float]:
+    """Is ``predicted`` the n → ∞ limit of y(n)? A likelihood-ratio test in the model
+    y(n) = y_∞ + c·n^{−α}, by weighted least squares with the exponent α profiled over ``alphas``.
 
-    For finite-sample biases of leading order 1/n (e.g. the self-weight of an
-    attention kernel on n samples). With a single n it returns (y, se) unchanged.
+    For finite-sample biases whose rate is not yet the asymptotic one: kernel estimates on
+    Gaussian samples are biased by the sparsely sampled tails, ~(log n)^k·n^{−p}, whose local
+    exponent drifts slowly (measured 0.58 at n = 1000–4000 for softmax on N(0, 2 I_3) at ε = 0.5,
+    where a 1/n fit was off by 30 standard errors). Returns (z, y_∞, α): z = √(χ²(y_∞ =
+    predicted) − χ²_min), the deviation in standard errors (4 ↔ a 4σ test), and the best fit.
+    With one sample size z = |y − predicted|/se; with two the model fits every limit whose
+    bias ratio is a power 2^−α with α in range (z = 0) and rejects only the others, so the
+    test has its power from three sample sizes on.
     """
     import numpy as np
 
     values, se, n = (np.asarray(a, float) for a in (values, se, n))
     if n.size == 1:
-        return float(values[0]), float(se[0])
-    A = np.stack([np.ones_like(n), 1.0 / n], axis=1)
+        return abs(float(values[0]) - predicted) / float(se[0]), float(values[0]), math.nan
     w = 1.0 / np.maximum(se, 1e-300) ** 2
-    cov = np.linalg.inv(A.T @ (A * w[:, None]))
-    coef = cov @ (A.T @ (w * values))
-    return float(coef[0]), float(np.sqrt(cov[0, 0]))
+    best_free, best_fixed = (math.inf, math.nan, math.nan), math.inf
+    for alpha in np.linspace(alphas[0], alphas[1], 351):
+        u = n**-alpha
+        A = np.stack([np.ones_like(n), u], axis=1)
+        coef = np.linalg.solve(A.T @ (A * w[:, None]), A.T @ (w * values))
+        chi_free = float(np.sum(w * (values - A @ coef) ** 2))
+        c = float(np.sum(w * u * (values - predicted)) / np.sum(w * u * u))
+        chi_fixed = float(np.sum(w * (values - predicted - c * u) ** 2))
+        if chi_free < best_free[0]:
+            best_free = (chi_free, float(coef[0]), float(alpha))
+        best_fixed = min(best_fixed, chi_fixed)
+    return math.sqrt(max(0.0, best_fixed - best_free[0])), best_free[1], best_free[2]
 
 
 def richardson_inverse_n(values, se, n) -> tuple[float, float, float]:

@@ -12,7 +12,7 @@ TINY = {
     "orthogonal-start": ["--n", "3", "--d", "4", "--beta", "0,1", "--T", "2", "--n-times", "11"],
     "histograms": ["--d", "2,4", "--n", "4", "--beta", "1", "--realizations", "16", "--T", "20", "--n-times", "3", "--bins", "10"],
     "energy": ["--model", "sa,usa-repulsive", "--beta", "1", "--n", "5", "--T", "2", "--n-times", "11"],
-    "sinkhorn-gaussian": ["--s", "1", "--epsilon", "1,2", "--dim", "1", "--n", "100,200", "--realizations", "8"],
+    "sinkhorn-gaussian": ["--s", "1", "--epsilon", "1,2", "--dim", "1", "--n", "50,100,200", "--realizations", "8"],
     "sinkformer-heat": ["--dim", "1", "--n", "60,120,240", "--epsilon", "0.5", "--realizations", "4", "--T", "0.5", "--n-times", "3", "--dt", "0.125"],
     "normalizations": ["--n", "4,6", "--beta", "1,3", "--K", "60", "--realizations", "4"],  # two n: padded (i, j)
     "sinkformer-phase-diagram": ["--d", "2,8", "--n", "8", "--beta", "0,2", "--realizations", "4", "--T", "4", "--n-times", "5"],
@@ -152,3 +152,22 @@ def test_phase_diagram_checks_fail_on_wrong_data(tmp_path):
     late = ds.copy(deep=True)
     late["P"].values[...] = np.concatenate([np.zeros_like(ds["P"].values[..., :8]), ds["P"].values[..., :-8]], axis=-1)  # 4 time units late
     assert not verdicts(late)["transition time on Γ"]
+
+
+def test_sinkhorn_gaussian_checks_fail_on_swapped_gains(tmp_path):
+    """The closed-form checks pass on the simulated gains and fail when Sinkhorn's and softmax's
+    gains are swapped (they differ by ≥ 0.036 on the paper grid)."""
+    import experiments
+    from sinkflow.store import load_results
+
+    out = tmp_path / "sg"
+    args = ["--s", "1", "--epsilon", "0.5", "--dim", "1", "--n", "100,200,400", "--realizations", "32"]  # swapped: z = 10 and 8
+    assert main(["run", "sinkhorn-gaussian", "--out", str(out), "--no-plot", *args]) == 0
+    ds = load_results(out)
+    checks = experiments.get("sinkhorn-gaussian").checks
+    assert all(c.passed for c in checks(ds))
+    swapped = ds.copy(deep=True)
+    for a in ("", "_se"):
+        swapped[f"lam_sinkhorn{a}"], swapped[f"lam_softmax{a}"] = ds[f"lam_softmax{a}"], ds[f"lam_sinkhorn{a}"]
+    verdict = {c.name.split(" =")[0]: c.passed for c in checks(swapped)}
+    assert not verdict["λ_sinkhorn"] and not verdict["λ_softmax"]
