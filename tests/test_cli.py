@@ -171,3 +171,27 @@ def test_sinkhorn_gaussian_checks_fail_on_swapped_gains(tmp_path):
         swapped[f"lam_sinkhorn{a}"], swapped[f"lam_softmax{a}"] = ds[f"lam_softmax{a}"], ds[f"lam_sinkhorn{a}"]
     verdict = {c.name.split(" =")[0]: c.passed for c in checks(swapped)}
     assert not verdict["λ_sinkhorn"] and not verdict["λ_softmax"]
+
+
+def test_causal_leader_monotonicity_checks_fail_on_wrong_data(tmp_path):
+    """Token 2's distance to the leader and, inside the leader's hemisphere, the farthest
+    token's never grow (derived); the checks pass on the simulation and fail on a small bump."""
+    import experiments
+    from sinkflow.store import load_results
+
+    out = tmp_path / "cl"
+    args = ["--d", "3", "--n", "4", "--weights", "qk-gaussian", "--beta", "0,8", "--realizations", "3", "--T", "40", "--n-times", "81"]
+    assert main(["run", "causal-leader", "--out", str(out), "--no-plot", *args]) == 0
+    ds = load_results(out)
+    checks = experiments.get("causal-leader").checks
+
+    def verdicts(data):
+        return {c.name: c.passed for c in checks(data)}
+
+    assert all(verdicts(ds).values())
+    bumped = ds.copy(deep=True)
+    bumped["dist_token"][..., 40, 1] += 1e-6  # token 2 moves away once
+    assert not verdicts(bumped)["token 2 approaches x_1 monotonically"]
+    far = ds.copy(deep=True)
+    far["dist_token"][..., 60, :] += 1e-6  # every token, late (inside the hemisphere by then)
+    assert not verdicts(far)["farthest token monotone in x_1's hemisphere"]
