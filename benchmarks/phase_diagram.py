@@ -63,7 +63,7 @@ run (one measurement); the baselines pay them too.
 On a GPU (one H100, jax 0.11.2, torch 2.11, 2026-11-23): sinkflow RK4 47.9k traj/s, Tsit5 63.5k,
 the two products alone 103k, torch eager on CUDA 25.6k (1.87×), compiled 22.6k (2.12×; 22–42k
 between runs), 7.5% of the 50.5 TFLOP/s float32 matmul peak. A chunk of 8192 trajectories
-takes 0.17 s (0.57 ms per RK4 step, ~20 fused kernels): the GPU is far from full at this
+takes 0.17 s (0.57 ms per RK4 step): the GPU is far from full at this
 size, and R = 8192 gains only 9% (52.3k). Unrolling the inner step loop (2, 5, 10 steps per
 iteration; the predicate of a while loop costs a device-to-host copy each iteration) changed
 nothing measurable (< 1%). sinkflow's products run at HIGHEST precision on GPUs
