@@ -36,3 +36,19 @@ def test_power_law_limit_test_on_synthetic_biases():
     assert abs(power_law_limit_test([0.5], [0.01], [100.0], 0.47)[0] - 3.0) < 1e-12
     assert power_law_limit_test([0.52, 0.41], [1e-4, 1e-4], [100.0, 200.0], 0.3)[0] < 1e-6  # α = 1
     assert power_law_limit_test([0.52, 0.51], [1e-4, 1e-4], [100.0, 200.0], 0.3)[0] > 4.0  # would need α = 0.07
+
+
+def test_window_log_slope_with_inverse_t_removes_the_lower_prefactor_powers():
+    """v = (t² + c₁t + c₀)e^{−λt}, a defective mode with k = 2 (Jordan index 3): the plain fit with
+    t² known is biased by ≈ c₁/(t_lo·t_hi); the b/t term removes it to O(t^−3)."""
+    from sinkflow.checks import window_log_slope
+
+    t = np.linspace(0.1, 40.0, 400)
+    lam = 1.0
+    for c1, c0 in ((8.0, 3.0), (-6.0, 20.0)):
+        v = np.abs(t**2 + c1 * t + c0) * np.exp(-lam * t)
+        plain, sel = window_log_slope(t, v, (1e-9, 1e-4), keep=t > 0, power=2)
+        fixed, _ = window_log_slope(t, v, (1e-9, 1e-4), keep=t > 0, power=2, inverse_t=True)
+        t_lo, t_hi = t[sel][0], t[sel][-1]
+        assert abs(-plain / lam - 1) > 0.5 * abs(c1) / (t_lo * t_hi)  # the bias the b/t term removes
+        assert abs(-fixed / lam - 1) < 2e-3
