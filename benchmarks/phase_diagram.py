@@ -101,13 +101,13 @@ def best(fn, repeat=3):
     return min(timeit.repeat(fn, number=1, repeat=repeat))
 
 
-def matmul_peak(precision: str = "highest"):
+def matmul_peak():
     """A callable returning this machine's float32 matmul GFLOP/s (best of 5), compiled once:
-    2048² on a CPU, 8192² on an accelerator (2048² does not fill a GPU). ``precision`` "highest"
-    is float32 proper; on a GPU "default" lets XLA use TF32 tensor cores."""
+    2048² on a CPU, 8192² on an accelerator (2048² does not fill a GPU), at float32 proper
+    (HIGHEST: on a GPU the default would use TF32 tensor cores, which sinkflow does not)."""
     m = 2048 if jax.default_backend() == "cpu" else 8192
     a = jax.random.normal(jax.random.key(0), (m, m), jnp.float32)
-    f = jax.jit(lambda x: jnp.matmul(x, x, precision=precision))
+    f = jax.jit(lambda x: jnp.matmul(x, x, precision="highest"))
     f(a).block_until_ready()
     return lambda: 2 * m**3 / best(lambda: f(a).block_until_ready(), 5) / 1e9
 

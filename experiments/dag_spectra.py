@@ -199,14 +199,14 @@ def coords(cfg: Config):
 def fit_rate(dist: np.ndarray, t: np.ndarray, k: int) -> tuple[float, float, float]:
     """(rate with the prefactor power k known, start t_lo of the fitting window, relative change of the
     slope between the window's two halves — large while the decay is still a changing mixture of modes)."""
-    slope, sel = window_log_slope(t, dist, WINDOW, min_points=10, keep=(t <= 0.8 * t[-1]) & (t > 0), power=k, inverse_t=k >= 1)
+    slope, sel = window_log_slope(t, dist, WINDOW, min_points=10, keep=(t <= 0.8 * t[-1]) & (t > 0), power=k)
     if not math.isfinite(slope):
         return math.nan, math.nan, math.nan
     idx = np.flatnonzero(sel)
     first, second = np.zeros_like(sel), np.zeros_like(sel)
     first[idx[: len(idx) // 2]], second[idx[len(idx) // 2 :]] = True, True
-    r1 = -window_log_slope(t, dist, WINDOW, keep=first, power=k, inverse_t=k >= 1)[0]
-    r2 = -window_log_slope(t, dist, WINDOW, keep=second, power=k, inverse_t=k >= 1)[0]
+    r1 = -window_log_slope(t, dist, WINDOW, keep=first, power=k)[0]
+    r2 = -window_log_slope(t, dist, WINDOW, keep=second, power=k)[0]
     return -slope, float(t[idx[0]]), float(abs(r2 - r1) / abs(r2))
 
 

@@ -223,7 +223,7 @@ def fit_rates(dev: np.ndarray, t: np.ndarray, k: int) -> tuple[float, float, flo
     over one window e^{2δt} is itself well approximated by such a polynomial.
     k̂: slope of log dev + λt against log t, the visible power of the prefactor.
     """
-    slope, sel = window_log_slope(t, dev, FIT_WINDOW, keep=t > 0, power=k, inverse_t=k >= 1)
+    slope, sel = window_log_slope(t, dev, FIT_WINDOW, keep=t > 0, power=k)
     if not math.isfinite(slope):
         return math.nan, math.nan, math.nan, math.nan
     tt, lam = t[sel], -slope

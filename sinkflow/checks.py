@@ -93,11 +93,11 @@ def status_check(ds, what: str = "the results") -> Check:
     return compare("all cells solved", "solver status", 0, failed, 0, f"failed cells invalidate {what}", mode="le")
 
 
-def window_log_slope(t, v, window, *, min_points: int = 5, keep=None, power: float = 0.0, inverse_t: bool = False):
+def window_log_slope(t, v, window, *, min_points: int = 5, keep=None, power: float = 0.0, inverse_t: bool | None = None):
     """Least-squares slope of log v − power·log t against t over the saves where v lies in ``window``.
 
-    For a decay v ≈ C·t^power·e^{−λt} the slope is −λ. With ``inverse_t`` the fit also has a
-    b/t term (needs t > 0): for v = |c_k t^k + c_{k−1} t^{k−1} + …|·e^{−λt} the lower powers add
+    For a decay v ≈ C·t^power·e^{−λt} the slope is −λ. With ``inverse_t`` (default: when
+    power ≥ 1, i.e. for a polynomial prefactor) the fit also has a b/t term (needs t > 0): for v = |c_k t^k + c_{k−1} t^{k−1} + …|·e^{−λt} the lower powers add
     log(1 + (c_{k−1}/c_k)/t + …) to log v, which without it biases λ by ≈ (c_{k−1}/c_k)/(t_lo·t_hi),
     unbounded over random starts; with it the bias is O(t^−3). Only finite v in [window[0], window[1]]
     count, and only where ``keep`` (a boolean mask over the saves) is true. Returns
@@ -115,6 +115,8 @@ def window_log_slope(t, v, window, *, min_points: int = 5, keep=None, power: flo
     if sel.sum() < max(min_points, 2):
         return math.nan, sel
     y = np.log(v[sel]) - power * np.log(t[sel]) if power else np.log(v[sel])
+    if inverse_t is None:
+        inverse_t = power >= 1
     if inverse_t:
         A = np.stack([np.ones(int(sel.sum())), t[sel], 1.0 / t[sel]], axis=1)
         return float(np.linalg.lstsq(A, y, rcond=None)[0][1]), sel

@@ -47,8 +47,8 @@ def test_window_log_slope_with_inverse_t_removes_the_lower_prefactor_powers():
     lam = 1.0
     for c1, c0 in ((8.0, 3.0), (-6.0, 20.0)):
         v = np.abs(t**2 + c1 * t + c0) * np.exp(-lam * t)
-        plain, sel = window_log_slope(t, v, (1e-9, 1e-4), keep=t > 0, power=2)
-        fixed, _ = window_log_slope(t, v, (1e-9, 1e-4), keep=t > 0, power=2, inverse_t=True)
+        plain, sel = window_log_slope(t, v, (1e-9, 1e-4), keep=t > 0, power=2, inverse_t=False)
+        fixed, _ = window_log_slope(t, v, (1e-9, 1e-4), keep=t > 0, power=2)  # b/t by default for power ≥ 1
         t_lo, t_hi = t[sel][0], t[sel][-1]
         assert abs(-plain / lam - 1) > 0.5 * abs(c1) / (t_lo * t_hi)  # the bias the b/t term removes
         assert abs(-fixed / lam - 1) < 2e-3
