@@ -120,7 +120,9 @@ def save_figure(fig, outdir: str | Path, name: str) -> Path:
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     path = outdir / f"{name}.png"
-    fig.savefig(path, dpi=130)
+    # "tight": a grid override can leave one narrow column of panels, and the constrained layout
+    # then clips a suptitle wider than the figure (seen on random-weights with --d 32).
+    fig.savefig(path, dpi=130, bbox_inches="tight")
     return path
 
 
