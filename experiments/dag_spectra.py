@@ -27,17 +27,26 @@ e.g. 0.43 vs 0.5 at β = 0 on a 6-node ER DAG).
 Checks
 - *effective gap predicts the rate*: for every realization that ends in
   consensus (largest pairwise distance at T ≤ 1e-6) on a graph whose I − W⁰ has a
-  one-dimensional kernel (single-source DAGs, connected skeletons), the fitted
-  rate equals the gap within 2%, provided the fitting window starts after the
-  next mode has faded: (λ′ − gap)·t_lo ≥ 3, λ′ the next distinct real part (a
-  mixture a e^{−gap·t} ± b e^{−λ′t} has log-slope gap + O((λ′ − gap)(b/a)e^{−(λ′−gap)t}),
-  slower or faster by sign; measured 3.4% below the gap on an 8-node ER DAG with
-  λ′ − gap = 0.03), and the slope is stable across the window (its two halves
-  agree to 1%): when the nonlinear phase leaves little amplitude on the slowest
-  mode (as for the causal leader's farthest token), the window sees a changing
-  mixture (measured 0.49 against the gap 0.39 for the 8-node complete DAG,
-  fixed-3 Sinkhorn, β = 3). Runs outside this regime are reported, not checked.
-  Rates are fitted over distance ∈ [1e-9, 1e-4] and t ≤ 0.8T, with the prefactor
+  one-dimensional kernel (single-source DAGs, connected skeletons) and a
+  non-defective gap, the decay rate of the gap modes' amplitude ‖UᵀY(t)‖ equals the
+  gap within 2%, where Y(t) = X(t) − X(T) and U spans the left eigenspace of I − W⁰
+  at the gap (:func:`left_gap_space`). Along the linearisation d(UᵀY)/dt = −gap·UᵀY
+  exactly, whatever the other modes do, so no spectral separation is needed; the
+  fit uses only times where the linearisation's quadratic remainder is ≤ 1% of the
+  amplitude ((1 + β)·max_i‖Y_i‖² ≤ 0.01·‖UᵀY‖; realizations whose gap mode is too
+  weak for that are listed, not counted), and the slope must be stable across the
+  window (its two halves agree to 1%). This replaces a fit of the farthest
+  token's distance max_i ‖Y_i(t)‖, which the paper preset showed to be wrong: at
+  β = 4, 4 of 637 runs had the gap mode barely excited after the nonlinear phase
+  (a token merged with its parent), and the farthest distance decayed at the next
+  eigenvalue (0.667 against the gap 0.5 on an 8-node scale-free DAG, softmax;
+  0.25 against 0.143 with fixed-3 Sinkhorn), through the whole fitting window and
+  with a stable slope. That fit is still made, plotted, and its misses reported.
+  The farthest distance's fit also reads mixtures: a e^{−gap·t} ± b e^{−λ′t} has
+  log-slope gap + O((λ′ − gap)(b/a)e^{−(λ′−gap)t}) (measured 3.4% below the gap on an
+  8-node ER DAG with λ′ − gap = 0.03; 0.49 against the gap 0.39 for the 8-node
+  complete DAG, fixed-3 Sinkhorn, β = 3).
+  Rates are fitted over amplitude ∈ [1e-9, 1e-4] and t ≤ 0.8T, with the prefactor
   t^k of defective effective Laplacians (k = Jordan index − 1) in the fit.
   Defective cases (k ≥ 1: directed paths, and DAGs where two tokens share the
   slowest in-degree along a chain) are fitted with a b/t term for the lower powers
@@ -143,6 +152,18 @@ def effective_matrix(mask: np.ndarray, spec: Sinkhorn | None) -> np.ndarray:
     return np.asarray(sinkhorn(jnp.zeros(mask.shape, jnp.float64), spec, jnp.asarray(mask))[0])
 
 
+def left_gap_space(L: np.ndarray, gap: float, tol: float = 1e-7) -> np.ndarray:
+    """Orthonormal columns U (n, m) spanning the left eigenspace of L for the eigenvalue ``gap``
+    (UᵀL = gap·Uᵀ; m its geometric multiplicity, e.g. several leaves with equal in-degree): the right
+    singular vectors of (L − gap·I)ᵀ with singular values ≤ tol·‖L‖ (at least one). Along the
+    linearised flow Ẏ = −LY, d(UᵀY)/dt = −gap·UᵀY exactly: the gap modes' amplitude, whatever
+    the other modes do."""
+    L = np.asarray(L, float)
+    _, sv, vt = np.linalg.svd((L - gap * np.eye(L.shape[0])).T)
+    m = max(1, int(np.sum(sv <= tol * max(1.0, sv[0]))))
+    return vt[-m:].T
+
+
 def make_cell(cfg: Config, static: dict):
     gname, n_req, norm = static["graph"], static["n"], static["normalization"]
     dtype = float_dtype(cfg)
@@ -158,6 +179,10 @@ def make_cell(cfg: Config, static: dict):
     graph_gap = G.spectral_gap(G.laplacian(A))
     lam = G.eigenvalues(Leff)
     kernel = int(np.sum(np.abs(lam) < 1e-9))  # 1 ⇔ the linearisation has consensus as its only equilibrium
+    real_gap = np.abs(lam[np.argmin(np.abs(lam.real - gap_eff))].imag) < 1e-9
+    # uᵀY is a pure exponential for any simple or semisimple real gap; defective (J > 1) gaps are computed
+    # to ~ε^{1/J} only, so their eigenvector is not trusted (NaN), and they stay reported by the t^k fit.
+    U_gap = left_gap_space(Leff, gap_eff) if J == 1 and real_gap else np.full((n, 1), np.nan)
     above = lam.real[lam.real > gap_eff + 1e-6]
     gap2 = float(above.min()) if above.size else math.nan  # next distinct rate: sets how fast the gap mode takes over
     T = (cfg.horizon + 3.0 * max(J - 1, 0)) / gap_eff
@@ -181,13 +206,14 @@ def make_cell(cfg: Config, static: dict):
         sol = solve(attention_field, x0, ts, params, config=solver, project=normalize)
         xs = normalize(sol.ys)
         dist = jnp.max(jnp.linalg.norm(xs - xs[-1], axis=-1), axis=-1)
+        mode = jnp.sqrt(jnp.sum(jnp.einsum("im,tid->tmd", jnp.asarray(U_gap, dtype), xs - xs[-1]) ** 2, axis=(1, 2)))  # ‖UᵀY(t)‖
         spread = jnp.max(jnp.linalg.norm(xs[-1][:, None] - xs[-1][None], axis=-1))  # 0 ⇔ consensus at T
-        return dist, spread, sol.code
+        return dist, mode, spread, sol.code
 
     def cell(values, key):
         beta = values["beta"].astype(dtype)
-        dist, spread, code = jax.vmap(one, in_axes=(0, None))(jax.random.split(key, R), beta)
-        return {"dist": dist, "spread": spread, "status": with_finiteness(jnp.max(code), dist), **consts}
+        dist, mode, spread, code = jax.vmap(one, in_axes=(0, None))(jax.random.split(key, R), beta)
+        return {"dist": dist, "mode": mode, "spread": spread, "status": with_finiteness(jnp.max(code), dist), **consts}
 
     return cell
 
@@ -196,10 +222,11 @@ def coords(cfg: Config):
     return {"u": np.linspace(0.0, 1.0, cfg.n_times), "realization": np.arange(cfg.realizations)}
 
 
-def fit_rate(dist: np.ndarray, t: np.ndarray, k: int) -> tuple[float, float, float]:
+def fit_rate(dist: np.ndarray, t: np.ndarray, k: int, keep: np.ndarray | None = None) -> tuple[float, float, float]:
     """(rate with the prefactor power k known, start t_lo of the fitting window, relative change of the
     slope between the window's two halves — large while the decay is still a changing mixture of modes)."""
-    slope, sel = window_log_slope(t, dist, WINDOW, min_points=10, keep=(t <= 0.8 * t[-1]) & (t > 0), power=k)
+    base = (t <= 0.8 * t[-1]) & (t > 0)
+    slope, sel = window_log_slope(t, dist, WINDOW, min_points=10, keep=base if keep is None else base & keep, power=k)
     if not math.isfinite(slope):
         return math.nan, math.nan, math.nan
     idx = np.flatnonzero(sel)
@@ -220,6 +247,17 @@ def _cells(ds):
                     k = int(c["jordan"]) - 1
                     rates = [fit_rate(r, t, k) for r in c["dist"].values]  # (rate, t_lo, slope drift)
                     yield str(g), int(n), str(m), float(b), c, rates
+
+
+def _mode_rates(c, t, beta: float) -> list[tuple[float, float, float]]:
+    """fit_rate of the gap modes' amplitude ‖UᵀY(t)‖ per realization (NaN where U is not defined), on
+    the times where the linearisation holds to 1% of that amplitude: its remainder is quadratic in
+    the whole displacement, (1 + β)·max_i‖Y_i‖² ≤ 0.01·‖UᵀY‖. Without this a gap mode that decays while
+    one token is still escaping from far away (β = 4) was fitted in the nonlinear phase (measured 0.396
+    against the gap 0.415, sf:2 unbalanced-0.5, paper preset)."""
+    if "mode" not in c or not np.all(np.isfinite(c["mode"].values[:, 0])):
+        return [(math.nan, math.nan, math.nan)] * c["dist"].shape[0]
+    return [fit_rate(m, t, 0, keep=(1.0 + beta) * dist**2 <= 0.01 * m) for m, dist in zip(c["mode"].values, c["dist"].values)]
 
 
 def plot(ds, outdir):
@@ -258,30 +296,43 @@ def plot(ds, outdir):
 
 def checks(ds):
     out = [status_check(ds, "every check")]
-    rows, off, longk, unreached, close_spec = [], [], [], [], []
+    rows, off, longk, unreached, close_spec, hidden = [], [], [], [], [], []
     for g, n, m, b, c, rates in _cells(ds):
         gap = float(c["gap_eff"])
         k = int(c["jordan"]) - 1
         gap2 = float(c["gap2"])
-        for r, (lam, t_lo, drift) in enumerate(rates):
+        t = ds["u"].values * float(c["T_cell"])
+        modes = _mode_rates(c, t, b)
+        for r, ((lam, t_lo, drift), (mu, _, mdrift)) in enumerate(zip(rates, modes)):
             exact = float(c["kernel"]) == 1 and float(c["spread"].values[r]) <= 1e-6  # the linearisation is about consensus
-            if not math.isfinite(lam):  # never reached the linear window before 0.8·T (slow nonlinear entry at large β)
-                unreached.append(f"{g} n={n} {m} β={b:g} r={r}")
-                continue
-            err = abs(lam / gap - 1.0)
-            text = f"{g} n={n} {m} β={b:g} r={r}: rate {lam:.5g} vs gap {gap:.5g} (next {gap2:.4g}, graph gap {float(c['gap_graph']):.3g}, k={k})"
-            separated = not math.isfinite(gap2) or (gap2 - gap) * t_lo >= 3.0
+            where = f"{g} n={n} {m} β={b:g} r={r}"
+            text = f"{where}: rate {{:.5g}} vs gap {gap:.5g} (next {gap2:.4g}, graph gap {float(c['gap_graph']):.3g}, k={k})"
             if not exact:
-                off.append((err, text))
-            elif k > 0:
-                longk.append((err, text))
-            elif not separated or drift > 0.01:
-                close_spec.append((err, text + f", slope drift {drift:.3f}"))
-            else:
-                rows.append((err, text))
+                if math.isfinite(lam):
+                    off.append((abs(lam / gap - 1.0), text.format(lam)))
+                continue
+            if k > 0:
+                if math.isfinite(lam):
+                    longk.append((abs(lam / gap - 1.0), text.format(lam)))
+                else:
+                    unreached.append(where)
+                continue
+            if not math.isfinite(mu):  # the gap mode never crossed the window before 0.8·T (barely excited, or slow entry)
+                unreached.append(where)
+                continue
+            if mdrift > 0.01:
+                close_spec.append((abs(mu / gap - 1.0), text.format(mu) + f", slope drift {mdrift:.3f}"))
+                continue
+            rows.append((abs(mu / gap - 1.0), text.format(mu)))
+            separated = not math.isfinite(gap2) or (gap2 - gap) * t_lo >= 3.0
+            if math.isfinite(lam) and separated and drift <= 0.01 and abs(lam / gap - 1.0) > 0.02:
+                hidden.append((abs(lam / gap - 1.0), text.format(lam)))
     if rows:
         w, d = worst_case(rows)
         extra = ""
+        if hidden:  # the max distance follows a faster mode when the gap mode is barely excited
+            wh, dh = worst_case(hidden)
+            extra += f" | the farthest token's distance decays faster than the gap in {len(hidden)} runs whose gap mode is barely excited (reported): worst {dh}"
         if longk:  # Jordan chains of I − W⁰: the t^k fit is biased by its lower powers, by an amplitude-dependent amount
             wl, dl = worst_case(longk)
             extra += f" | defective I − W⁰ (Jordan chains, k ≥ 1; not checked): {len(longk)} runs, worst relative error {wl:.3g} at {dl}"
@@ -293,8 +344,8 @@ def checks(ds):
             extra += f" | {len(unreached)} runs never reached the window by 0.8·T (not counted): {unreached[:4]}"
         if close_spec:
             wc, dc = worst_case(close_spec)
-            extra += f" | not yet asymptotic ((λ′ − gap)·t_lo < 3 or the slope drifts > 1% across the window; not checked): {len(close_spec)} runs, worst relative error {wc:.3g} at {dc}"
-        out.append(compare("consensus rate = effective spectral gap", "derived (linearisation at equal logits)", 0.0, w, 0.02, "relative error for consensus runs in the asymptotic regime ((λ′ − gap)·t_lo ≥ 3, slope stable to 1% across the window)", mode="le", detail=f"{len(rows)} runs; worst {d}{extra}"))
+            extra += f" | not yet asymptotic (the slope drifts > 1% across the window; not checked): {len(close_spec)} runs, worst relative error {wc:.3g} at {dc}"
+        out.append(compare("consensus rate = effective spectral gap", "derived (linearisation at equal logits)", 0.0, w, 0.02, "relative decay-rate error of the gap mode ‖UᵀY‖ (U the left eigenspace of I − W⁰ at the gap) for consensus runs, slope stable to 1% across the window", mode="le", detail=f"{len(rows)} runs; worst {d}{extra}"))
     return out
 
 
@@ -305,7 +356,7 @@ STUDY = Study(
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,
-    output_dims={"dist": ("realization", "u"), "spread": ("realization",), "status": (), "gap2": (), "gap_eff": (), "gap_graph": (), "jordan": (), "kernel": (), "T_cell": (), "henrici": ()},
+    output_dims={"dist": ("realization", "u"), "mode": ("realization", "u"), "spread": ("realization",), "status": (), "gap2": (), "gap_eff": (), "gap_graph": (), "jordan": (), "kernel": (), "T_cell": (), "henrici": ()},
     coords=coords,
     plot=plot,
     checks=checks,
