@@ -30,7 +30,7 @@ Checks
   one-dimensional kernel (single-source DAGs, connected skeletons) and a
   non-defective gap, the decay rate of the gap modes' amplitude ‖UᵀY(t)‖ equals the
   gap within 2%, where Y(t) = X(t) − X(T) and U spans the left eigenspace of I − W⁰
-  at the gap (:func:`left_gap_space`). Along the linearisation d(UᵀY)/dt = −gap·UᵀY
+  at the gap (:func:`sinkflow.graph_heat.left_eigenspace`). Along the linearisation d(UᵀY)/dt = −gap·UᵀY
   exactly, whatever the other modes do, so no spectral separation is needed; the
   fit uses only times where the linearisation's quadratic remainder is ≤ 1% of the
   amplitude ((1 + β)·max_i‖Y_i‖² ≤ 0.01·‖UᵀY‖; realizations whose gap mode is too
@@ -77,7 +77,7 @@ from sinkflow import graphs as G
 from sinkflow.attention import Attention
 from sinkflow.checks import compare, status_check, window_log_slope, worst_case
 from sinkflow.fields import attention_field
-from sinkflow.graph_heat import jordan_index
+from sinkflow.graph_heat import jordan_index, left_eigenspace
 from sinkflow.sinkhorn import Sinkhorn, sinkhorn
 from sinkflow.solve import solve, with_finiteness
 from sinkflow.sphere import normalize, uniform
@@ -152,18 +152,6 @@ def effective_matrix(mask: np.ndarray, spec: Sinkhorn | None) -> np.ndarray:
     return np.asarray(sinkhorn(jnp.zeros(mask.shape, jnp.float64), spec, jnp.asarray(mask))[0])
 
 
-def left_gap_space(L: np.ndarray, gap: float, tol: float = 1e-7) -> np.ndarray:
-    """Orthonormal columns U (n, m) spanning the left eigenspace of L for the eigenvalue ``gap``
-    (UᵀL = gap·Uᵀ; m its geometric multiplicity, e.g. several leaves with equal in-degree): the right
-    singular vectors of (L − gap·I)ᵀ with singular values ≤ tol·‖L‖ (at least one). Along the
-    linearised flow Ẏ = −LY, d(UᵀY)/dt = −gap·UᵀY exactly: the gap modes' amplitude, whatever
-    the other modes do."""
-    L = np.asarray(L, float)
-    _, sv, vt = np.linalg.svd((L - gap * np.eye(L.shape[0])).T)
-    m = max(1, int(np.sum(sv <= tol * max(1.0, sv[0]))))
-    return vt[-m:].T
-
-
 def make_cell(cfg: Config, static: dict):
     gname, n_req, norm = static["graph"], static["n"], static["normalization"]
     dtype = float_dtype(cfg)
@@ -182,7 +170,7 @@ def make_cell(cfg: Config, static: dict):
     real_gap = np.abs(lam[np.argmin(np.abs(lam.real - gap_eff))].imag) < 1e-9
     # uᵀY is a pure exponential for any simple or semisimple real gap; defective (J > 1) gaps are computed
     # to ~ε^{1/J} only, so their eigenvector is not trusted (NaN), and they stay reported by the t^k fit.
-    U_gap = left_gap_space(Leff, gap_eff) if J == 1 and real_gap else np.full((n, 1), np.nan)
+    U_gap = left_eigenspace(Leff, gap_eff, tol=1e-7) if J == 1 and real_gap else np.full((n, 1), np.nan)
     above = lam.real[lam.real > gap_eff + 1e-6]
     gap2 = float(above.min()) if above.size else math.nan  # next distinct rate: sets how fast the gap mode takes over
     T = (cfg.horizon + 3.0 * max(J - 1, 0)) / gap_eff
@@ -237,13 +225,18 @@ def fit_rate(dist: np.ndarray, t: np.ndarray, k: int, keep: np.ndarray | None = 
     return -slope, float(t[idx[0]]), float(abs(r2 - r1) / abs(r2))
 
 
+def _times(ds, c) -> np.ndarray:
+    """A cell's save times: the unit grid u scaled by its horizon T_cell."""
+    return ds["u"].values * float(c["T_cell"])
+
+
 def _cells(ds):
     for g in ds["graph"].values:
         for n in ds["n"].values:
             for m in ds["normalization"].values:
                 for b in ds["beta"].values:
                     c = ds.sel(graph=g, n=n, normalization=m, beta=b)
-                    t = ds["u"].values * float(c["T_cell"])
+                    t = _times(ds, c)
                     k = int(c["jordan"]) - 1
                     rates = [fit_rate(r, t, k) for r in c["dist"].values]  # (rate, t_lo, slope drift)
                     yield str(g), int(n), str(m), float(b), c, rates
@@ -301,8 +294,7 @@ def checks(ds):
         gap = float(c["gap_eff"])
         k = int(c["jordan"]) - 1
         gap2 = float(c["gap2"])
-        t = ds["u"].values * float(c["T_cell"])
-        modes = _mode_rates(c, t, b)
+        modes = _mode_rates(c, _times(ds, c), b)
         for r, ((lam, t_lo, drift), (mu, _, mdrift)) in enumerate(zip(rates, modes)):
             exact = float(c["kernel"]) == 1 and float(c["spread"].values[r]) <= 1e-6  # the linearisation is about consensus
             where = f"{g} n={n} {m} β={b:g} r={r}"

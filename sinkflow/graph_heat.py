@@ -23,7 +23,7 @@ import numpy as np
 from jax.scipy.linalg import expm
 from jaxtyping import Array, Float
 
-__all__ = ["laplacian_field", "heat_kernel", "limit_projector", "jordan_index"]
+__all__ = ["laplacian_field", "heat_kernel", "limit_projector", "left_eigenspace", "jordan_index"]
 
 
 def laplacian_field(t, y: Float[Array, "n ..."], L: Float[Array, "n n"]) -> Float[Array, "n ..."]:
@@ -45,10 +45,21 @@ def limit_projector(L, tol: float = 1e-9) -> np.ndarray:
     L = np.asarray(L, float)
     scale = max(1.0, float(np.max(np.abs(L))))
     V = null_space(L, rcond=tol / scale)
-    W = null_space(L.T, rcond=tol / scale)
+    W = left_eigenspace(L, 0.0, tol)
     if V.shape[1] != W.shape[1] or V.shape[1] == 0:
         raise ValueError(f"limit_projector: left and right null spaces differ in dimension ({W.shape[1]} vs {V.shape[1]}); is L a graph Laplacian?")
     return V @ np.linalg.solve(W.T @ V, W.T)
+
+
+def left_eigenspace(L, lam: float, tol: float = 1e-9) -> np.ndarray:
+    """Orthonormal columns W (n, m) spanning the left eigenspace of L at the real eigenvalue ``lam``
+    (WᵀL = lam·Wᵀ, m the geometric multiplicity; host side). Along ẏ = −Ly, Wᵀy decays exactly
+    like e^{−lam·t}, whatever the other modes do."""
+    from scipy.linalg import null_space
+
+    L = np.asarray(L, float)
+    scale = max(1.0, float(np.max(np.abs(L))))
+    return null_space((L - lam * np.eye(L.shape[0])).T, rcond=tol / scale)
 
 
 def jordan_index(L, lam: float, tol: float = 1e-8) -> int:

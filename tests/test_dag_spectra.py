@@ -4,8 +4,9 @@ excited, where the farthest token's distance follows a faster mode (seen at β =
 import numpy as np
 from scipy.linalg import expm
 
-from experiments.dag_spectra import effective_matrix, left_gap_space, parse_graph, parse_normalization
+from experiments.dag_spectra import effective_matrix, parse_graph, parse_normalization
 from sinkflow import graphs as G
+from sinkflow.graph_heat import left_eigenspace
 
 
 def _leff(name, norm, n=8):
@@ -13,11 +14,11 @@ def _leff(name, norm, n=8):
     return np.eye(mask.shape[0]) - effective_matrix(mask, parse_normalization(norm))
 
 
-def test_left_gap_space_is_a_left_eigenvector():
+def test_left_eigenspace_at_the_gap():
     for name, norm in (("sf:1", "fixed-3"), ("sf:2", "softmax"), ("er:0.3", "softmax")):
         L = _leff(name, norm)
         gap = G.spectral_gap(L, tol=1e-7)
-        U = left_gap_space(L, gap)
+        U = left_eigenspace(L, gap, tol=1e-7)
         assert U.shape[1] == int(np.sum(np.abs(G.eigenvalues(L) - gap) < 1e-6))  # semisimple here: whole eigenspace
         assert np.abs(U.T @ U - np.eye(U.shape[1])).max() < 1e-12
         assert np.abs(U.T @ L - gap * U.T).max() < 1e-10
@@ -26,11 +27,11 @@ def test_left_gap_space_is_a_left_eigenvector():
 def test_gap_mode_rate_when_the_max_distance_misses_it():
     L = _leff("complete", "softmax")  # gap 1/2, next 2/3, all simple (no Jordan transients in the max)
     gap = G.spectral_gap(L, tol=1e-7)
-    u = left_gap_space(L, gap)[:, 0]
+    u = left_eigenspace(L, gap, tol=1e-7)[:, 0]
     rng = np.random.default_rng(0)
     Y0 = rng.standard_normal((L.shape[0], 3))
     Y0 -= np.outer(u, u @ Y0) * (1 - 1e-6)  # the gap mode barely excited (amplitude 1e-6 of the rest)
-    ell = left_gap_space(L, 0.0)[:, 0]  # consensus: Y → 1·(ℓᵀY0)/(ℓᵀ1); remove it (uᵀ1 = 0 keeps uᵀY0), Y is the distance to the limit
+    ell = left_eigenspace(L, 0.0)[:, 0]  # consensus: Y → 1·(ℓᵀY0)/(ℓᵀ1); remove it (uᵀ1 = 0 keeps uᵀY0), Y is the distance to the limit
     Y0 -= np.outer(np.ones(L.shape[0]), ell @ Y0) / ell.sum()
     t = np.linspace(10.0, 30.0, 9)
     Ys = [expm(-L * s) @ Y0 for s in t]
