@@ -6,9 +6,11 @@ parameters in ``--graph``), the attention mask M = G + self-loops, and
 W the masked attention with logits β⟨x_i, x_j⟩ normalised by ``softmax`` (row
 softmax on the mask: causal softmax), ``fixed-K`` (K Sinkhorn normalisations),
 ``unbalanced-T`` (rows hard, column marginal relaxed by τ = T) or ``skeleton``
-(balanced Sinkhorn on the symmetrised mask). Saved: the farthest token's
-distance to its final position, max_i ‖x_i(t) − x_i(T)‖, on t ∈ [0, T] with
-T = horizon / (predicted rate).
+(balanced Sinkhorn on the symmetrised mask). Saved on t ∈ [0, T], with
+T = (horizon + 3(J − 1)) / (predicted rate), J the gap's Jordan index: the farthest
+token's distance to its final position, max_i ‖Y_i(t)‖ with Y = X(t) − X(T); the
+gap modes' amplitude ‖UᵀY(t)‖ (``mode``); and the a-priori estimate of the
+linearisation's remainder (``remainder``; both below).
 
 Predictions (derived here). Near consensus all logits are equal, so W tends
 to W⁰ = the normalisation of the 0/1 mask itself, and the linearised dynamics is
@@ -27,37 +29,41 @@ e.g. 0.43 vs 0.5 at β = 0 on a 6-node ER DAG).
 Checks
 - *effective gap predicts the rate*: for every realization that ends in
   consensus (largest pairwise distance at T ≤ 1e-6) on a graph whose I − W⁰ has a
-  one-dimensional kernel (single-source DAGs, connected skeletons) and a
-  non-defective gap, the decay rate of the gap modes' amplitude ‖UᵀY(t)‖ equals the
-  gap within 2%, where Y(t) = X(t) − X(T) and U spans the left eigenspace of I − W⁰
-  at the gap (:func:`sinkflow.graph_heat.left_eigenspace`). Along the linearisation d(UᵀY)/dt = −gap·UᵀY
-  exactly, whatever the other modes do, so no spectral separation is needed; the
-  fit uses only times where the linearisation's quadratic remainder is ≤ 1% of the
-  amplitude ((1 + β)·max_i‖Y_i‖² ≤ 0.01·‖UᵀY‖; realizations whose gap mode is too
-  weak for that are listed, not counted), and the slope must be stable across the
-  window (its two halves agree to 1%). This replaces a fit of the farthest
-  token's distance max_i ‖Y_i(t)‖, which the paper preset showed to be wrong: at
-  β = 4, 4 of 637 runs had the gap mode barely excited after the nonlinear phase
-  (a token merged with its parent), and the farthest distance decayed at the next
-  eigenvalue (0.667 against the gap 0.5 on an 8-node scale-free DAG, softmax;
-  0.25 against 0.143 with fixed-3 Sinkhorn), through the whole fitting window and
-  with a stable slope. That fit is still made, plotted, and its misses reported.
-  The farthest distance's fit also reads mixtures: a e^{−gap·t} ± b e^{−λ′t} has
-  log-slope gap + O((λ′ − gap)(b/a)e^{−(λ′−gap)t}) (measured 3.4% below the gap on an
-  8-node ER DAG with λ′ − gap = 0.03; 0.49 against the gap 0.39 for the 8-node
-  complete DAG, fixed-3 Sinkhorn, β = 3).
-  Rates are fitted over amplitude ∈ [1e-9, 1e-4] and t ≤ 0.8T, with the prefactor
-  t^k of defective effective Laplacians (k = Jordan index − 1) in the fit.
-  Defective cases (k ≥ 1: directed paths, and DAGs where two tokens share the
-  slowest in-degree along a chain) are fitted with a b/t term for the lower powers
-  of the prefactor (as graph-heat does; without it the bias depends on the start:
-  4.6% for k = 1 on an 8-node ER DAG at β = 3, 7.6% for the 8-node path, k = 6) and
-  are reported, not checked: on the small preset they still miss the gap by up to
-  3.5% (k = 1), 4.3% (k = 2) and 5.9% (k = 6), more than the 2% of the check
-  (measured 2026-11-23; the linear graph-heat study checks these transients from
-  Gaussian starts, to 1%). Realizations that have not entered the window by 0.8·T (a token
-  starting near the leader's antipode escapes slowly at large β) are listed,
-  not counted.
+  one-dimensional kernel (single-source DAGs, connected skeletons) and a real gap,
+  the decay rate of the gap modes' amplitude ‖UᵀY(t)‖ equals the gap within 2%,
+  where Y(t) = X(t) − X(T) and U spans the left eigenspace of I − W⁰ at the gap
+  (:func:`sinkflow.graph_heat.left_eigenspace`). Along the linearisation
+  d(UᵀY)/dt = −gap·UᵀY exactly, whatever the other modes do, so no spectral
+  separation is needed, and this holds on a Jordan chain too (uᵀ(I − W⁰ − gap) = 0:
+  the left eigenvector sees a pure exponential, not the chain's t^k e^{−gap·t}).
+  Defective gaps are checked only where the gap is exact: on a DAG mask W⁰ is
+  triangular in a topological order and :func:`sinkflow.graphs.eigenvalues` returns
+  its diagonal (a general eigensolver guarantees a Jordan block's eigenvalue only to
+  ~ε^{1/J}). The fit uses only times where an a-priori estimate of the
+  linearisation's remainder, computed from the displacements alone, is ≤ 1% of the
+  amplitude: Σ_i ‖U_i‖·(max_{j∈N(i)} ‖Y_j‖² + β·max_j ‖Y_j‖³), the sphere's curvature
+  (⟨x_j − x_i, x_i⟩ = −‖x_i − x_j‖²/2, quadratic, over i's mask row N(i)) and the
+  change of the weights (the logits move by β‖x_i − x_j‖²/2 and, the rows summing to
+  1, multiply x_j − x_i: cubic; over N(i) for the row softmax, over all tokens for
+  Sinkhorn normalisations, whose column sums couple the rows). The slope must be
+  stable across the window (its two halves agree to 1%). Realizations whose gap mode
+  never clears the guard by 0.8·T are listed, not counted (none on the small preset:
+  216 runs checked, 36 of them defective, worst 0.03%).
+  History: the rate was first read from the farthest token's distance max_i ‖Y_i(t)‖,
+  which the paper preset showed to be wrong: at β = 4, 4 of 637 runs had the gap
+  mode barely excited after the nonlinear phase (a token merged with its parent),
+  and the farthest distance decayed at the next eigenvalue (0.667 against the gap
+  0.5 on an 8-node scale-free DAG, softmax; 0.25 against 0.143 with fixed-3
+  Sinkhorn), through the whole fitting window and with a stable slope. It also reads
+  mixtures: a e^{−gap·t} ± b e^{−λ′t} has log-slope gap + O((λ′ − gap)(b/a)e^{−(λ′−gap)t})
+  (3.4% below the gap on an 8-node ER DAG with λ′ − gap = 0.03), and on Jordan
+  chains its t^k fit is biased by the prefactor's lower powers (up to 5.9% for the
+  8-node path, k = 6, with a b/t term in the fit). That fit is still made, plotted,
+  and its misses reported. The first guard, (1 + β)·max_i ‖Y_i‖² ≤ 0.01·‖UᵀY‖, kept
+  the path with fixed-3 Sinkhorn out of its window entirely (its last token's
+  displacement is 10³ times the gap mode's amplitude there, while U weighs it by
+  5e-4); the weighted estimate admits it.
+  Rates are fitted over amplitude ∈ [1e-9, 1e-4] and t ≤ 0.8T.
 - Reported: realizations that do not end in consensus and the no-consensus
   cells (rate vs prediction, in the detail),
   and, in the figure, the graph Laplacian gap against the measured rate (for
@@ -168,9 +174,14 @@ def make_cell(cfg: Config, static: dict):
     lam = G.eigenvalues(Leff)
     kernel = int(np.sum(np.abs(lam) < 1e-9))  # 1 ⇔ the linearisation has consensus as its only equilibrium
     real_gap = np.abs(lam[np.argmin(np.abs(lam.real - gap_eff))].imag) < 1e-9
-    # uᵀY is a pure exponential for any simple or semisimple real gap; defective (J > 1) gaps are computed
-    # to ~ε^{1/J} only, so their eigenvector is not trusted (NaN), and they stay reported by the t^k fit.
-    U_gap = left_eigenspace(Leff, gap_eff, tol=1e-7) if J == 1 and real_gap else np.full((n, 1), np.nan)
+    # uᵀY is a pure exponential at any real gap, on a Jordan chain too (uᵀ(L − gap) = 0 whatever the
+    # chain). A defective gap is trusted only where it is exact: on a DAG mask (every normalisation
+    # but the symmetric skeleton) W⁰ is triangular in a topological order and G.eigenvalues returns
+    # its diagonal; a general eigensolver would give a Jordan block's eigenvalue to ~ε^{1/J} only.
+    acyclic = G.is_dag(att_mask & ~np.eye(n, dtype=bool))
+    U_gap = left_eigenspace(Leff, gap_eff, tol=1e-7) if real_gap and (J == 1 or acyclic) else np.full((n, 1), np.nan)
+    # Weights of the a-priori remainder estimate (see `one`): ‖U_i‖ (the rows of U), the mask rows.
+    u_w = np.nan_to_num(np.linalg.norm(U_gap, axis=1))
     above = lam.real[lam.real > gap_eff + 1e-6]
     gap2 = float(above.min()) if above.size else math.nan  # next distinct rate: sets how fast the gap mode takes over
     T = (cfg.horizon + 3.0 * max(J - 1, 0)) / gap_eff
@@ -195,13 +206,22 @@ def make_cell(cfg: Config, static: dict):
         xs = normalize(sol.ys)
         dist = jnp.max(jnp.linalg.norm(xs - xs[-1], axis=-1), axis=-1)
         mode = jnp.sqrt(jnp.sum(jnp.einsum("im,tid->tmd", jnp.asarray(U_gap, dtype), xs - xs[-1]) ** 2, axis=(1, 2)))  # ‖UᵀY(t)‖
+        # A-priori size of the nonlinear remainder of d(UᵀY)/dt (derived at consensus, rows of W summing
+        # to 1): the sphere's curvature, ⟨x_j − x_i, x_i⟩ = −‖x_i − x_j‖²/2 over i's mask row, quadratic;
+        # and the weights' change (logits move by β‖x_i − x_j‖²/2; Σ_j δW_ij = 0, so it multiplies
+        # x_j − x_i), cubic: over i's mask row for the row softmax, over all tokens for Sinkhorn
+        # normalisations (their column sums couple the rows). Summed over i with weights ‖U_i‖.
+        yn = jnp.linalg.norm(xs - xs[-1], axis=-1)  # (t, n)
+        row_max = lambda p: jnp.max(jnp.where(jnp.asarray(att_mask)[None], yn[:, None, :] ** p, 0.0), axis=-1)  # noqa: E731  (t, n)
+        cubic = row_max(3) if spec is None else jnp.broadcast_to(jnp.max(yn, axis=-1, keepdims=True) ** 3, yn.shape)
+        remainder = (row_max(2) + beta * cubic) @ jnp.asarray(u_w, dtype)
         spread = jnp.max(jnp.linalg.norm(xs[-1][:, None] - xs[-1][None], axis=-1))  # 0 ⇔ consensus at T
-        return dist, mode, spread, sol.code
+        return dist, mode, remainder, spread, sol.code
 
     def cell(values, key):
         beta = values["beta"].astype(dtype)
-        dist, mode, spread, code = jax.vmap(one, in_axes=(0, None))(jax.random.split(key, R), beta)
-        return {"dist": dist, "mode": mode, "spread": spread, "status": with_finiteness(jnp.max(code), dist), **consts}
+        dist, mode, remainder, spread, code = jax.vmap(one, in_axes=(0, None))(jax.random.split(key, R), beta)
+        return {"dist": dist, "mode": mode, "remainder": remainder, "spread": spread, "status": with_finiteness(jnp.max(code), dist), **consts}
 
     return cell
 
@@ -244,13 +264,15 @@ def _cells(ds):
 
 def _mode_rates(c, t, beta: float) -> list[tuple[float, float, float]]:
     """fit_rate of the gap modes' amplitude ‖UᵀY(t)‖ per realization (NaN where U is not defined), on
-    the times where the linearisation holds to 1% of that amplitude: its remainder is quadratic in
-    the whole displacement, (1 + β)·max_i‖Y_i‖² ≤ 0.01·‖UᵀY‖. Without this a gap mode that decays while
-    one token is still escaping from far away (β = 4) was fitted in the nonlinear phase (measured 0.396
-    against the gap 0.415, sf:2 unbalanced-0.5, paper preset)."""
+    the times where the linearisation holds to 1% of that amplitude: the saved a-priori estimate of its
+    remainder (``remainder``, from the displacements alone; see ``make_cell``) ≤ 0.01·‖UᵀY‖. Without a
+    guard a gap mode that decays while one token is still escaping from far away (β = 4) was fitted
+    in the nonlinear phase (measured 0.396 against the gap 0.415, sf:2 unbalanced-0.5, paper preset).
+    Results saved before ``remainder`` existed use the cruder (1 + β)·max_i‖Y_i‖²."""
     if "mode" not in c or not np.all(np.isfinite(c["mode"].values[:, 0])):
         return [(math.nan, math.nan, math.nan)] * c["dist"].shape[0]
-    return [fit_rate(m, t, 0, keep=(1.0 + beta) * dist**2 <= 0.01 * m) for m, dist in zip(c["mode"].values, c["dist"].values)]
+    rem = c["remainder"].values if "remainder" in c else (1.0 + beta) * c["dist"].values ** 2
+    return [fit_rate(m, t, 0, keep=r <= 0.01 * m) for m, r in zip(c["mode"].values, rem)]
 
 
 def plot(ds, outdir):
@@ -290,11 +312,13 @@ def plot(ds, outdir):
 def checks(ds):
     out = [status_check(ds, "every check")]
     rows, off, longk, unreached, close_spec, hidden = [], [], [], [], [], []
+    ndef = 0  # checked runs whose gap is defective (a Jordan chain)
     for g, n, m, b, c, rates in _cells(ds):
         gap = float(c["gap_eff"])
         k = int(c["jordan"]) - 1
         gap2 = float(c["gap2"])
         modes = _mode_rates(c, _times(ds, c), b)
+        has_u = "mode" in c and bool(np.all(np.isfinite(c["mode"].values[:, 0])))  # U defined (not for complex or inexact gaps)
         for r, ((lam, t_lo, drift), (mu, _, mdrift)) in enumerate(zip(rates, modes)):
             exact = float(c["kernel"]) == 1 and float(c["spread"].values[r]) <= 1e-6  # the linearisation is about consensus
             where = f"{g} n={n} {m} β={b:g} r={r}"
@@ -303,21 +327,19 @@ def checks(ds):
                 if math.isfinite(lam):
                     off.append((abs(lam / gap - 1.0), text.format(lam)))
                 continue
-            if k > 0:
-                if math.isfinite(lam):
-                    longk.append((abs(lam / gap - 1.0), text.format(lam)))
-                else:
-                    unreached.append(where)
-                continue
+            if k > 0 and math.isfinite(lam):  # the farthest token's t^k fit of a Jordan chain: reported
+                longk.append((abs(lam / gap - 1.0), text.format(lam)))
             if not math.isfinite(mu):  # the gap mode never crossed the window before 0.8·T (barely excited, or slow entry)
-                unreached.append(where)
+                if has_u or k == 0:
+                    unreached.append(where)
                 continue
             if mdrift > 0.01:
                 close_spec.append((abs(mu / gap - 1.0), text.format(mu) + f", slope drift {mdrift:.3f}"))
                 continue
             rows.append((abs(mu / gap - 1.0), text.format(mu)))
+            ndef += k > 0
             separated = not math.isfinite(gap2) or (gap2 - gap) * t_lo >= 3.0
-            if math.isfinite(lam) and separated and drift <= 0.01 and abs(lam / gap - 1.0) > 0.02:
+            if k == 0 and math.isfinite(lam) and separated and drift <= 0.01 and abs(lam / gap - 1.0) > 0.02:
                 hidden.append((abs(lam / gap - 1.0), text.format(lam)))
     if rows:
         w, d = worst_case(rows)
@@ -327,7 +349,7 @@ def checks(ds):
             extra += f" | the farthest token's distance decays faster than the gap in {len(hidden)} runs whose gap mode is barely excited (reported): worst {dh}"
         if longk:  # Jordan chains of I − W⁰: the t^k fit is biased by its lower powers, by an amplitude-dependent amount
             wl, dl = worst_case(longk)
-            extra += f" | defective I − W⁰ (Jordan chains, k ≥ 1; not checked): {len(longk)} runs, worst relative error {wl:.3g} at {dl}"
+            extra += f" | defective I − W⁰ (Jordan chains, k ≥ 1), the farthest token's t^k fit (reported; its lower powers bias it): {len(longk)} runs, worst relative error {wl:.3g} at {dl}"
         if off:  # no consensus: reported with the check, no tolerance claimed
             errs = [e for e, _ in off if math.isfinite(e)]
             wo, do = worst_case(off)
@@ -337,7 +359,7 @@ def checks(ds):
         if close_spec:
             wc, dc = worst_case(close_spec)
             extra += f" | not yet asymptotic (the slope drifts > 1% across the window; not checked): {len(close_spec)} runs, worst relative error {wc:.3g} at {dc}"
-        out.append(compare("consensus rate = effective spectral gap", "derived (linearisation at equal logits)", 0.0, w, 0.02, "relative decay-rate error of the gap mode ‖UᵀY‖ (U the left eigenspace of I − W⁰ at the gap) for consensus runs, slope stable to 1% across the window", mode="le", detail=f"{len(rows)} runs; worst {d}{extra}"))
+        out.append(compare("consensus rate = effective spectral gap", "derived (linearisation at equal logits)", 0.0, w, 0.02, "relative decay-rate error of the gap mode ‖UᵀY‖ (U the left eigenspace of I − W⁰ at the gap) for consensus runs, slope stable to 1% across the window", mode="le", detail=f"{len(rows)} runs ({ndef} with a defective gap); worst {d}{extra}"))
     return out
 
 
@@ -348,7 +370,7 @@ STUDY = Study(
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,
-    output_dims={"dist": ("realization", "u"), "mode": ("realization", "u"), "spread": ("realization",), "status": (), "gap2": (), "gap_eff": (), "gap_graph": (), "jordan": (), "kernel": (), "T_cell": (), "henrici": ()},
+    output_dims={"dist": ("realization", "u"), "mode": ("realization", "u"), "remainder": ("realization", "u"), "spread": ("realization",), "status": (), "gap2": (), "gap_eff": (), "gap_graph": (), "jordan": (), "kernel": (), "T_cell": (), "henrici": ()},
     coords=coords,
     plot=plot,
     checks=checks,

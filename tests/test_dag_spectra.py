@@ -40,3 +40,47 @@ def test_gap_mode_rate_when_the_max_distance_misses_it():
     far = rate([np.linalg.norm(Y, axis=1).max() for Y in Ys])
     assert abs(mode / gap - 1) < 1e-4  # uᵀY is a pure exponential at the gap
     assert far / gap - 1 > 0.2  # the old observable reads a faster mode here: the check it replaces would fail
+
+
+def _path_softmax(n):
+    """I − W⁰ of the directed path 0 → 1 → … → n−1 under the causal row softmax: diagonal (0, ½, …, ½),
+    −½ below it: one Jordan block of size n − 1 at the gap ½."""
+    return np.eye(n) - effective_matrix(G.mask_from_graph(parse_graph("path", n, 0)), None)
+
+
+def test_eigenvalues_are_exact_on_permuted_triangular_matrices():
+    L = _path_softmax(9)
+    perm = np.random.default_rng(1).permutation(9)
+    Lp = L[np.ix_(perm, perm)]  # not triangular in index order: the DAG's topological order is hidden
+    assert np.array_equal(G.eigenvalues(Lp), np.sort(np.diag(L)))
+    assert G.spectral_gap(Lp) == 0.5
+    U = left_eigenspace(Lp, 0.5)
+    assert U.shape[1] == 1 and np.abs(U[:, 0] @ Lp - 0.5 * U[:, 0]).max() < 1e-14  # geometric multiplicity 1
+    cycle = np.eye(4) - np.roll(np.eye(4), 1, axis=0)  # a cycle: not triangular under any permutation
+    assert np.allclose(G.eigenvalues(cycle), np.sort_complex(1 - np.exp(2j * np.pi * np.arange(4) / 4)), atol=1e-12)
+
+
+def test_defective_gap_mode_is_a_pure_exponential():
+    L = _path_softmax(8)  # Jordan block of size 7: the farthest token decays like t⁶e^{−t/2}
+    u = left_eigenspace(L, 0.5)[:, 0]
+    Y0 = np.random.default_rng(0).standard_normal((8, 3))
+    Y0 -= Y0[0]  # consensus at the leader x_0 (row 0 of L is zero): Y is the distance to the limit
+    t = np.linspace(10.0, 30.0, 9)
+    Ys = [expm(-L * s) @ Y0 for s in t]
+    rate = lambda v: -np.polyfit(t, np.log(v), 1)[0]  # noqa: E731
+    assert abs(rate([np.linalg.norm(u @ Y) for Y in Ys]) / 0.5 - 1) < 1e-8
+    assert abs(rate([np.linalg.norm(Y, axis=1).max() for Y in Ys]) / 0.5 - 1) > 0.3  # what a plain fit of the farthest token reads
+
+
+def test_dag_spectra_checks_defective_gaps_end_to_end(tmp_path, capsys):
+    import json
+
+    from sinkflow.cli import main
+
+    out = tmp_path / "ds"
+    args = ["--graph", "path", "--n", "5", "--normalization", "softmax,fixed-3", "--beta", "0,2", "--realizations", "2", "--n-times", "161"]
+    assert main(["run", "dag-spectra", "--out", str(out), *args]) == 0, capsys.readouterr()
+    (rate,) = [c for c in json.loads((out / "checks.json").read_text()) if c["name"].startswith("consensus rate")]
+    assert rate["passed"] and rate["measured"] < 0.005
+    # softmax on the path: a Jordan block of size 4 at ½, checked through the left eigenvector (4 runs)
+    assert rate["detail"].startswith("8 runs (4 with a defective gap)"), rate["detail"]
