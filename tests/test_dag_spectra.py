@@ -84,3 +84,34 @@ def test_dag_spectra_checks_defective_gaps_end_to_end(tmp_path, capsys):
     assert rate["passed"] and rate["measured"] < 0.005
     # softmax on the path: a Jordan block of size 4 at ½, checked through the left eigenvector (4 runs)
     assert rate["detail"].startswith("8 runs (4 with a defective gap)"), rate["detail"]
+
+
+def test_weight_sensitivity_softmax_closed_form_and_sinkhorn_finite_differences():
+    import jax
+    import jax.numpy as jnp
+
+    from experiments.dag_spectra import weight_sensitivity
+    from sinkflow.sinkhorn import sinkhorn
+
+    mask = G.mask_from_graph(parse_graph("er:0.6", 7, 0))
+    S = weight_sensitivity(mask, None)
+    # row softmax at equal logits, r = |N(i)|: ∂W_ij/∂ℓ_il = δ_jl/r − 1/r², so S_ii = 2(r−1)/r + 2(r−1)/r²
+    # and S_ik = 2(r−1)/r² on the rest of i's mask row, 0 elsewhere (the softmax of row i is local)
+    r = mask.sum(axis=1)
+    expect = np.where(mask, (2 * (r - 1) / r**2)[:, None], 0.0) + np.diag(2 * (r - 1) / r)
+    assert np.abs(S - expect).max() < 1e-12
+    # Sinkhorn: the reverse-mode Jacobian through the checkpointed loop against central differences
+    spec = parse_normalization("fixed-3")
+    n, h = mask.shape[0], 1e-6
+    W_of = jax.jit(lambda lg: sinkhorn(lg, spec, jnp.asarray(mask))[0])
+    J = np.zeros((n, n, n, n))
+    for k in range(n):
+        for l in range(n):
+            E = np.zeros((n, n))
+            E[k, l] = h
+            W = [np.asarray(W_of(jnp.asarray(s * E))) for s in (1, -1)]
+            J[:, :, k, l] = (W[0] - W[1]) / (2 * h)
+    J = np.abs(J)
+    S_fd = J.sum(axis=(1, 3)) + J.sum(axis=(1, 2))
+    assert np.abs(weight_sensitivity(mask, spec) - S_fd).max() < 1e-7
+    assert np.any(S_fd[~mask] > 1e-3)  # column sums couple rows beyond the mask row
