@@ -229,15 +229,16 @@ def make_cell(cfg: Config, static: dict):
         params = Attention(beta=beta, mask=jnp.asarray(att_mask), **kw)
         sol = solve(attention_field, x0, ts, params, config=solver, project=normalize)
         xs = normalize(sol.ys)
-        dist = jnp.max(jnp.linalg.norm(xs - xs[-1], axis=-1), axis=-1)
-        mode = jnp.sqrt(jnp.sum(jnp.einsum("im,tid->tmd", jnp.asarray(U_gap, dtype), xs - xs[-1]) ** 2, axis=(1, 2)))  # ‖UᵀY(t)‖
+        Y = xs - xs[-1]  # (t, n, d)
+        yn = jnp.linalg.norm(Y, axis=-1)  # (t, n)
+        dist = jnp.max(yn, axis=-1)
+        mode = jnp.sqrt(jnp.sum(jnp.einsum("im,tid->tmd", jnp.asarray(U_gap, dtype), Y) ** 2, axis=(1, 2)))  # ‖UᵀY(t)‖
         # A-priori size of the nonlinear remainder of d(UᵀY)/dt, from the displacements alone (derived at
         # consensus; the rows of W sum to 1, so ẋ_i = P_{x_i} Σ_j W_ij (x_j − x_i)), with
         # m_i = max_{j∈N(i)} ‖Y_j‖ over i's mask row: the sphere's curvature,
         # ⟨x_j − x_i, x_i⟩ = −‖x_i − x_j‖²/2, at most 2m_i²; and the weights' change Σ_j δW_ij (x_j − x_i),
         # with δW = J·δℓ and the logits moving by |δℓ_kl| = β‖x_k − x_l‖²/2 ≤ β(‖Y_k‖² + ‖Y_l‖²), at most
         # 2m_i·β·Σ_k S_ik‖Y_k‖² (S = weight_sensitivity). Summed over i with weights ‖U_i‖.
-        yn = jnp.linalg.norm(xs - xs[-1], axis=-1)  # (t, n)
         m_i = jnp.max(jnp.where(jnp.asarray(att_mask)[None], yn[:, None, :], 0.0), axis=-1)  # (t, n)
         remainder = (2.0 * m_i**2 + 2.0 * beta * m_i * (yn**2 @ jnp.asarray(sens.T, dtype))) @ jnp.asarray(u_w, dtype)
         spread = jnp.max(jnp.linalg.norm(xs[-1][:, None] - xs[-1][None], axis=-1))  # 0 ⇔ consensus at T
@@ -287,6 +288,17 @@ def _cells(ds):
                     yield str(g), int(n), str(m), float(b), c, rates
 
 
+def _consensus(c, r: int) -> bool:
+    """Realization r ends in consensus on a graph whose linearisation has consensus as its only
+    equilibrium (one-dimensional kernel of I − W⁰): where the effective gap is the claimed rate."""
+    return float(c["kernel"]) == 1 and float(c["spread"].values[r]) <= 1e-6
+
+
+def _has_u(c) -> bool:
+    """The cell saved the gap modes' amplitude (U defined: a real gap, exact where defective)."""
+    return "mode" in c and bool(np.all(np.isfinite(c["mode"].values[:, 0])))
+
+
 def _mode_rates(c, t, beta: float) -> list[tuple[float, float, float]]:
     """fit_rate of the gap modes' amplitude ‖UᵀY(t)‖ per realization (NaN where U is not defined), on
     the times where the linearisation holds to 1% of that amplitude: the saved a-priori estimate of its
@@ -294,7 +306,7 @@ def _mode_rates(c, t, beta: float) -> list[tuple[float, float, float]]:
     guard a gap mode that decays while one token is still escaping from far away (β = 4) was fitted
     in the nonlinear phase (measured 0.396 against the gap 0.415, sf:2 unbalanced-0.5, paper preset).
     Results saved before ``remainder`` existed use the cruder (1 + β)·max_i‖Y_i‖²."""
-    if "mode" not in c or not np.all(np.isfinite(c["mode"].values[:, 0])):
+    if not _has_u(c):
         return [(math.nan, math.nan, math.nan)] * c["dist"].shape[0]
     rem = c["remainder"].values if "remainder" in c else (1.0 + beta) * c["dist"].values ** 2
     return [fit_rate(m, t, 0, keep=r <= 0.01 * m) for m, r in zip(c["mode"].values, rem)]
@@ -311,8 +323,7 @@ def plot(ds, outdir):
         modes = _mode_rates(c, _times(ds, c), b)
         checked, other = [], []
         for r, ((lam, _, _), (mu, _, _)) in enumerate(zip(rates, modes)):
-            consensus = float(c["kernel"]) == 1 and float(c["spread"].values[r]) <= 1e-6
-            if consensus and math.isfinite(mu):
+            if _consensus(c, r) and math.isfinite(mu):
                 checked.append(mu)
             elif math.isfinite(lam):
                 other.append(lam)
@@ -353,9 +364,9 @@ def checks(ds):
         k = int(c["jordan"]) - 1
         gap2 = float(c["gap2"])
         modes = _mode_rates(c, _times(ds, c), b)
-        has_u = "mode" in c and bool(np.all(np.isfinite(c["mode"].values[:, 0])))  # U defined (not for complex or inexact gaps)
+        has_u = _has_u(c)
         for r, ((lam, t_lo, drift), (mu, _, mdrift)) in enumerate(zip(rates, modes)):
-            exact = float(c["kernel"]) == 1 and float(c["spread"].values[r]) <= 1e-6  # the linearisation is about consensus
+            exact = _consensus(c, r)  # the linearisation is about consensus
             where = f"{g} n={n} {m} β={b:g} r={r}"
             text = f"{where}: rate {{:.5g}} vs gap {gap:.5g} (next {gap2:.4g}, graph gap {float(c['gap_graph']):.3g}, k={k})"
             if not exact:

@@ -261,8 +261,12 @@ def transitive_closure(A) -> np.ndarray:
 
 
 def is_dag(A) -> bool:
-    """True iff the directed graph has no cycle (no node reaches itself; self-loops are cycles)."""
-    return not np.any(np.diag(transitive_closure(A)))
+    """True iff the directed graph has no cycle (no node reaches itself; self-loops are cycles): every
+    strongly connected component is a single node (linear in the edges, unlike a transitive closure)."""
+    from scipy.sparse.csgraph import connected_components
+
+    A = check_graph(A)
+    return not np.any(np.diag(A)) and connected_components(A, directed=True, connection="strong")[0] == A.shape[0]
 
 
 def check_dag(A, n: int | None = None) -> np.ndarray:
@@ -338,13 +342,8 @@ def eigenvalues(L) -> np.ndarray:
     diagonal entries. A general eigensolver is only guaranteed ~ε^{1/J} accuracy on a Jordan block of
     size J (LAPACK's balancing usually finds the permutation, but that is not a contract), and the
     defective gaps of DAG dynamics are exactly the cases where this matters."""
-    from scipy.sparse.csgraph import connected_components
-
     L = np.asarray(L, float)
-    off = (L != 0) & ~np.eye(L.shape[0], dtype=bool)
-    # acyclic ⇔ every strongly connected component is one node (linear in the edges, unlike a closure)
-    acyclic = connected_components(off, directed=True, connection="strong")[0] == L.shape[0]
-    lam = np.diag(L).copy() if acyclic else np.linalg.eigvals(L)
+    lam = np.diag(L).copy() if is_dag((L != 0) & ~np.eye(L.shape[0], dtype=bool)) else np.linalg.eigvals(L)
     return lam[np.lexsort((lam.imag, lam.real))]
 
 
