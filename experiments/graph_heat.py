@@ -54,7 +54,7 @@ import numpy as np
 
 from sinkflow import graphs as G
 from sinkflow.checks import compare, status_check, window_log_slope, worst_case
-from sinkflow.graph_heat import heat_kernel, jordan_index, laplacian_field, limit_projector
+from sinkflow.graph_heat import eigenspace, heat_kernel, jordan_index, laplacian_field, limit_projector
 from sinkflow.solve import solve, with_finiteness
 from sinkflow.study import Study, check_values, param, require
 from sinkflow.studykit import PreciseSolverFields, float_dtype, new_figure, save_figure
@@ -123,11 +123,9 @@ def spectral_data(A: np.ndarray) -> dict:
         i = int(np.argmin(np.where(np.abs(w) > 1e-9, np.abs(w.real - gap) - 1e-3 * (w.imag > 0), np.inf)))
         v = np.concatenate([V[:, i].real, V[:, i].imag])
     elif not sym:
-        from scipy.linalg import null_space
-
         # Exact eigenvector of the (integer, possibly defective) gap eigenvalue: a general eigensolver
         # returns it only to ε^{1/J} for a Jordan block of size J, which t^{J−1} then amplifies.
-        v = null_space(L - gap * np.eye(L.shape[0]), rcond=1e-10)[:, 0]
+        v = eigenspace(L, gap, 1e-10)[:, 0]
     Pi = limit_projector(L)
     sources = np.flatnonzero(A.sum(axis=1) == 0)
     leader = math.nan

@@ -23,7 +23,7 @@ import numpy as np
 from jax.scipy.linalg import expm
 from jaxtyping import Array, Float
 
-__all__ = ["laplacian_field", "heat_kernel", "limit_projector", "left_eigenspace", "jordan_index"]
+__all__ = ["laplacian_field", "heat_kernel", "limit_projector", "eigenspace", "left_eigenspace", "jordan_index"]
 
 
 def laplacian_field(t, y: Float[Array, "n ..."], L: Float[Array, "n n"]) -> Float[Array, "n ..."]:
@@ -40,26 +40,31 @@ def heat_kernel(L: Float[Array, "n n"], y0: Float[Array, "n ..."], ts) -> Float[
 
 def limit_projector(L, tol: float = 1e-9) -> np.ndarray:
     """Π = lim e^{−Lt} = V (WᵀV)⁻¹ Wᵀ, V and W bases of the right and left null spaces of L (host side)."""
-    from scipy.linalg import null_space
-
-    L = np.asarray(L, float)
-    scale = max(1.0, float(np.max(np.abs(L))))
-    V = null_space(L, rcond=tol / scale)
+    V = eigenspace(L, 0.0, tol)
     W = left_eigenspace(L, 0.0, tol)
     if V.shape[1] != W.shape[1] or V.shape[1] == 0:
         raise ValueError(f"limit_projector: left and right null spaces differ in dimension ({W.shape[1]} vs {V.shape[1]}); is L a graph Laplacian?")
     return V @ np.linalg.solve(W.T @ V, W.T)
 
 
-def left_eigenspace(L, lam: float, tol: float = 1e-9) -> np.ndarray:
-    """Orthonormal columns W (n, m) spanning the left eigenspace of L at the real eigenvalue ``lam``
-    (WᵀL = lam·Wᵀ, m the geometric multiplicity; host side). Along ẏ = −Ly, Wᵀy decays exactly
-    like e^{−lam·t}, whatever the other modes do."""
+def eigenspace(L, lam: float, tol: float = 1e-9, *, left: bool = False) -> np.ndarray:
+    """Orthonormal columns (n, m) spanning the right (Lv = lam·v) or, with ``left``, the left
+    (wᵀL = lam·wᵀ) eigenspace of L at the real eigenvalue ``lam``; m is the geometric multiplicity,
+    singular values below ``tol``·max(1, max|L|) count as zero (host side). ``lam`` should be exact
+    (``sinkflow.graphs.eigenvalues`` is, on acyclic masks): a general eigensolver returns an
+    eigenvalue of a Jordan block of size J only to ~ε^{1/J}, and the null space of L − lam then misses it."""
     from scipy.linalg import null_space
 
     L = np.asarray(L, float)
     scale = max(1.0, float(np.max(np.abs(L))))
-    return null_space((L - lam * np.eye(L.shape[0])).T, rcond=tol / scale)
+    B = L - lam * np.eye(L.shape[0])
+    return null_space(B.T if left else B, rcond=tol / scale)
+
+
+def left_eigenspace(L, lam: float, tol: float = 1e-9) -> np.ndarray:
+    """The left eigenspace W of L at ``lam`` (:func:`eigenspace` with ``left``). Along ẏ = −Ly,
+    Wᵀy decays exactly like e^{−lam·t}, whatever the other modes do."""
+    return eigenspace(L, lam, tol, left=True)
 
 
 def jordan_index(L, lam: float, tol: float = 1e-8) -> int:
