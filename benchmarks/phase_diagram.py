@@ -63,7 +63,13 @@ RK4 kernel with the same 31 saves ran 1.11× sinkflow's chunk (584 against 528 t
 1024/2048/8192 within 6% of each other), so the library adds at most ~10% over the bare
 formulation, and the gap to the products alone is the field itself. The
 observables saved between steps (31 pair-fraction evaluations) cost about 6% of the sinkflow
-run (one measurement); the baselines pay them too.
+run (one measurement); the baselines pay them too. The issue's prototype figure (1000–1080 traj/s)
+was not reproduced by any bare formulation (2026-11-23, third session: a per-trajectory RK4 with
+``x @ x.T``, ``jax.nn.softmax`` and the projection, ``jit(vmap(...))`` over a flat batch of
+1024–8192, best of 3 interleaved rounds): 417–493 traj/s under jax 0.10.2, with or without the
+re-normalisation and the saves, with or without the softmax's max subtraction; the same script
+under jax 0.4.30 ran 217–242 traj/s, under jax 0.7.2 71 traj/s (B = 256, where 0.10.2 ran 154–219).
+jax 0.10 is the fastest XLA:CPU of the three for this workload.
 
 On a GPU (one H100, jax 0.11.2, torch 2.11, 2026-11-23): sinkflow RK4 47.9k traj/s, Tsit5 63.5k,
 the two products alone 103k, torch eager on CUDA 25.6k (1.87×), compiled 22.6k (2.12×; 22–42k
