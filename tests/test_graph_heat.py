@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sinkflow import graphs as G
-from sinkflow.graph_heat import heat_kernel, jordan_index, laplacian_field, limit_projector
+from sinkflow.graph_heat import eigenspace, heat_kernel, jordan_index, laplacian_field, left_eigenspace, limit_projector
 from sinkflow.solve import SolverConfig, solve
 
 TIGHT = SolverConfig("tsit5", dt=1e-3, rtol=1e-12, atol=1e-14)
@@ -49,6 +49,20 @@ def test_jordan_index_of_dag_laplacians():
     L = G.laplacian(G.path(n, directed=True))  # in-degrees 0, 1, …, 1: one Jordan block of size n − 1 at λ = 1
     assert jordan_index(L, 1.0) == n - 1 and jordan_index(L, 0.0) == 1 and jordan_index(L, 2.0) == 0
     assert jordan_index(G.laplacian(G.star(5, directed=True)), 1.0) == 1  # leaves do not feed each other
+
+
+def test_eigenspaces_of_a_defective_laplacian():
+    """Directed 6-path, λ = 1 with one Jordan block of size 5: each side has a single eigenvector,
+    with Lv = v and uᵀL = uᵀ to round-off; λ = 0 (consensus) has v = 1 and u = e_leader."""
+    n = 6
+    L = G.laplacian(G.path(n, directed=True))
+    V, U = eigenspace(L, 1.0), left_eigenspace(L, 1.0)
+    assert V.shape == U.shape == (n, 1)
+    np.testing.assert_allclose(L @ V, V, atol=1e-14)
+    np.testing.assert_allclose(U.T @ L, U.T, atol=1e-14)
+    np.testing.assert_allclose(np.abs(eigenspace(L, 0.0)[:, 0]), np.full(n, n**-0.5), atol=1e-14)
+    np.testing.assert_allclose(np.abs(left_eigenspace(L, 0.0)[:, 0]), np.eye(n)[0], atol=1e-14)
+    assert eigenspace(L, 2.0).shape == (n, 0)
 
 
 def test_transient_power_for_defective_laplacian():
