@@ -74,8 +74,12 @@ jax 0.10 is the fastest XLA:CPU of the three for this workload.
 On a GPU (one H100, jax 0.11.2, torch 2.11, 2026-11-23): sinkflow RK4 47.9k traj/s, Tsit5 63.5k,
 the two products alone 103k, torch eager on CUDA 25.6k (1.87×), compiled 22.6k (2.12×; 22–42k
 between runs), 7.5% of the 50.5 TFLOP/s float32 matmul peak. A chunk of 8192 trajectories
-takes 0.17 s (0.57 ms per RK4 step): the GPU is far from full at this
-size, and R = 8192 gains only 9% (52.3k). Unrolling the inner step loop (2, 5, 10 steps per
+takes 0.17 s (0.57 ms per RK4 step), and 8× the trajectories (R = 8192) gains only 9% (52.3k):
+the GPU's throughput is saturated, not its launches. The products need 2.1 GFLOP per step at
+8192 trajectories (0.04 ms at peak), but the n×n logits and weights are 32 MB each there, and
+several passes through HBM per stage (about 0.5 GB per step, ≈ 0.2 ms at H100 bandwidth) are
+the estimated limit: a kernel that keeps each trajectory's state on chip for the whole solve is
+what would remove it (not written: it needs a GPU to develop and measure). Unrolling the inner step loop (2, 5, 10 steps per
 iteration; the predicate of a while loop costs a device-to-host copy each iteration) changed
 nothing measurable (< 1%). sinkflow's products run at HIGHEST precision on GPUs
 (sinkflow.precision); the peak is measured at the same precision.
