@@ -50,7 +50,7 @@ def limit_projector(L, tol: float = 1e-9) -> np.ndarray:
 def eigenspace(L, lam: float, tol: float = 1e-9, *, left: bool = False) -> np.ndarray:
     """Orthonormal columns (n, m) spanning the right (Lv = lam·v) or, with ``left``, the left
     (wᵀL = lam·wᵀ) eigenspace of L at the real eigenvalue ``lam``; m is the geometric multiplicity,
-    singular values below ``tol``·max(1, max|L|) count as zero (host side). ``lam`` should be exact
+    singular values of L − lam below ``tol``·s_max/max(1, max|L|) (≈ ``tol``) count as zero (host side). ``lam`` should be exact
     (``sinkflow.graphs.eigenvalues`` is, on acyclic masks): a general eigensolver returns an
     eigenvalue of a Jordan block of size J only to ~ε^{1/J}, and the null space of L − lam then misses it."""
     from scipy.linalg import null_space
