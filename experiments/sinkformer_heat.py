@@ -250,26 +250,25 @@ def kernel_neighbours(n, dim, eps, width: float = 1.0, s0: float = 1.0) -> float
     return float(n) * (width * float(eps) / (width * float(eps) + 4.0 * s0)) ** (float(dim) / 2.0)
 
 
+def _neighbours(ds, dim, eps) -> float:
+    """:func:`kernel_neighbours` of a cell at the largest n of the sweep."""
+    cfg = _cfg(ds)
+    return kernel_neighbours(np.max(ds["n"].values), dim, eps, float(cfg["width"]), float(cfg["s0"]))
+
+
 def _cells(ds, resolved: bool | None = None):
     """(normalizer, dim, ε, final-time selection) per cell; with ``resolved`` True/False only the cells
     whose largest n does/does not reach MIN_NEIGHBOURS kernel neighbours."""
-    cfg = _cfg(ds)
-    nmax = float(np.max(ds["n"].values))
     for nm in ds["normalizer"].values:
         for dim in ds["dim"].values:
             for eps in ds["epsilon"].values:
-                m = kernel_neighbours(nmax, dim, eps, float(cfg["width"]), float(cfg["s0"]))
-                if resolved is None or (m >= MIN_NEIGHBOURS) == resolved:
+                if resolved is None or (_neighbours(ds, dim, eps) >= MIN_NEIGHBOURS) == resolved:
                     yield nm, dim, eps, ds.sel(normalizer=nm, dim=dim, epsilon=eps).isel(t=-1)
 
 
 def _extrapolate(values, se, nvals):
-    """Richardson's (y_∞, se, error bar). With only two n the 1/n model cannot be tested against a third,
-    and this bias is not 1/n (module docstring), so the bar is the extrapolation step |y_∞ − y_nmax| itself."""
-    y, e, model = richardson_inverse_n(values, se, nvals)
-    if len(nvals) == 2:
-        model = abs(y - float(np.asarray(values)[np.argmax(nvals)]))
-    return y, e, model
+    """Richardson's (y_∞, se, error bar); with two n the bar is the extrapolation step, as this bias is not 1/n."""
+    return richardson_inverse_n(values, se, nvals, two_n_error="step")
 
 
 def _misfit(values, se, nvals, pred):
@@ -279,13 +278,11 @@ def _misfit(values, se, nvals, pred):
 
 
 def _unresolved(ds) -> str:
-    cfg = _cfg(ds)
-    nmax = float(np.max(ds["n"].values))
-    cells = sorted({(int(dim), float(eps)) for _, dim, eps, _ in _cells(ds, resolved=False)})
+    cells = [(int(d), float(e)) for d in ds["dim"].values for e in ds["epsilon"].values if _neighbours(ds, d, e) < MIN_NEIGHBOURS]
     if not cells:
         return ""
-    listed = ", ".join(f"dim={d} ε={e:g} (m={kernel_neighbours(nmax, d, e, float(cfg['width']), float(cfg['s0'])):.1f})" for d, e in cells)
-    return f"; not checked, fewer than {MIN_NEIGHBOURS:g} kernel neighbours at n = {int(nmax)}: {listed}"
+    listed = ", ".join(f"dim={d} ε={e:g} (m={_neighbours(ds, d, e):.1f})" for d, e in cells)
+    return f"; not checked, fewer than {MIN_NEIGHBOURS:g} kernel neighbours at n = {int(np.max(ds['n'].values))}: {listed}"
 
 
 def checks(ds):
@@ -319,7 +316,7 @@ def checks(ds):
     if "sinkhorn" in ds["normalizer"].values:
         rate = heat_theory.heat_limit_rate("sinkhorn", w)
         for dim in ds["dim"].values:
-            resolved = [e for nm, d, e, _ in _cells(ds, resolved=True) if nm == "sinkhorn" and d == dim]
+            resolved = [e for e in ds["epsilon"].values if _neighbours(ds, dim, e) >= MIN_NEIGHBOURS]
             if not resolved:
                 continue  # listed by the variance check
             eps = float(np.min(resolved))  # the smallest ε whose cell the particles resolve

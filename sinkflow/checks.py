@@ -178,11 +178,13 @@ def power_law_limit_test(values, se, n, predicted, alphas=(0.25, 2.0)) -> tuple[
     return math.sqrt(max(0.0, best_fixed - best_free[0])), best_free[1], best_free[2]
 
 
-def richardson_inverse_n(values, se, n) -> tuple[float, float, float]:
+def richardson_inverse_n(values, se, n, *, two_n_error: str = "zero") -> tuple[float, float, float]:
     """Richardson extrapolation to n = ∞ on the two largest n, assuming y(n) = y_∞ + a/n locally.
 
     Returns (y_∞, its standard error, an estimate of its extrapolation error): the
-    change of the Richardson value from the previous pair of n (0 with two n).
+    change of the Richardson value from the previous pair of n. With two n nothing
+    tests the 1/n model: ``two_n_error="zero"`` trusts it (for biases known to be 1/n),
+    ``"step"`` takes the extrapolation step |y_∞ − y(n_max)| itself as the error.
     For biases that are 1/n only up to slowly varying factors (e.g. the
     (log n)^k/n of kernel particle methods whose Gaussian tails are sparsely
     sampled), this is the honest error bar, where a global 1/n fit would claim a
@@ -200,8 +202,13 @@ def richardson_inverse_n(values, se, n) -> tuple[float, float, float]:
         w1, w2 = n[i] / (n[j] - n[i]), n[j] / (n[j] - n[i])  # y_∞ = w2·y_j − w1·y_i
         return w2 * values[j] - w1 * values[i], math.hypot(w2 * se[j], w1 * se[i])
 
+    if two_n_error not in ("zero", "step"):
+        raise ValueError(f"two_n_error must be 'zero' or 'step', got {two_n_error!r}")
     y, e = pair(-2, -1)
-    model = abs(y - pair(-3, -2)[0]) if n.size >= 3 else 0.0
+    if n.size >= 3:
+        model = abs(y - pair(-3, -2)[0])
+    else:
+        model = abs(y - values[-1]) if two_n_error == "step" else 0.0
     return float(y), float(e), float(model)
 
 
