@@ -129,7 +129,7 @@ def matmul_peak():
 
 def sinkflow_chunk(R: int, method: str):
     """(run-once callable, trajectories per run, info) for one compiled phase-diagram chunk."""
-    from experiments.phase_diagram import STUDY
+    from sinkflow.studies.phase_diagram import STUDY
     from sinkflow.precision import with_exact_matmuls
     from sinkflow.sweep import cell_keys
 

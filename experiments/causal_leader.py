@@ -46,7 +46,6 @@ Checks
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax
@@ -54,37 +53,36 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow.attention import Attention, random_matrix
-from sinkflow.checks import compare, status_check, window_log_slope, worst_case
+from sinkflow.checks import compare, worst_case
+from sinkflow.estimators import window_log_slope
 from sinkflow.fields import attention_field
+from sinkflow.options import PreciseSolverOptions, float_dtype, time_grid
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve, with_finiteness
 from sinkflow.sphere import normalize, uniform
-from sinkflow.study import Study, check_values, param
-from sinkflow.studykit import PreciseSolverFields, float_dtype, new_figure, save_figure, time_grid, validate_common
+from sinkflow.study import Study, param
 
 WINDOW = (1e-9, 1e-4)  # bottom: 100× above the solver floor (rtol 1e-11 on unit vectors)
 MONOTONE_TOL = 1e-9  # growth allowed between saves of a non-increasing distance: 100× the solver's rtol
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(PreciseSolverFields):
-    d: tuple = param((3, 16), "ambient dimension", swept=True, static=True, kind=int)
-    n: tuple = param((8, 16), "number of tokens", swept=True, static=True, kind=int)
+class Config(PreciseSolverOptions):
+    d: tuple = param((3, 16), "ambient dimension", swept=True, static=True, kind=int, lo=2)
+    n: tuple = param((8, 16), "number of tokens", swept=True, static=True, kind=int, lo=2)
     weights: tuple = param(("identity", "qk-gaussian"), "Q, K: identity or qk-gaussian (i.i.d. N(0, 1/d)); V = I", swept=True, static=True, kind=str, choices=("identity", "qk-gaussian"))
-    beta: tuple = param((0.0, 1.0, 2.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float)
-    T: float = param(150.0, "final time", kind=float)
-    n_times: int = param(301, "save times in [0, T]", kind=int)
-    realizations: int = param(16, "starts (each with its own Q, K) per cell", kind=int)
+    beta: tuple = param((0.0, 1.0, 2.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
+    T: float = param(150.0, "final time", kind=float, lo=0.0, open="lo")
+    n_times: int = param(301, "save times in [0, T]", kind=int, lo=2)
+    realizations: int = param(16, "starts (each with its own Q, K) per cell", kind=int, lo=1)
     beta_converged: float = param(2.0, "check convergence to ≤ 1e-6 by T for every β ≤ this", kind=float)
     rtol: float = param(1e-11, "relative tolerance (adaptive methods)", kind=float)
     atol: float = param(1e-13, "absolute tolerance (adaptive methods)", kind=float)
 
-    def __post_init__(self):
-        super().__post_init__()
-        validate_common(self)
-        check_values("beta_converged", self.beta_converged)
 
 
-PRESETS = {"paper": {"d": (3, 16, 64), "n": (8, 16, 32), "beta": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), "realizations": 32, "T": 300.0, "n_times": 601}, "small": {}}
+PRESETS = {
+    "tiny": {"d": (3,), "n": (4,), "weights": ("qk-gaussian",), "beta": (0.0, 1.0), "realizations": 3, "T": 80.0, "n_times": 161},"paper": {"d": (3, 16, 64), "n": (8, 16, 32), "beta": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), "realizations": 32, "T": 300.0, "n_times": 601}, "small": {}}
 
 
 def make_cell(cfg: Config, static: dict):
@@ -156,7 +154,7 @@ def growth_in_hemisphere(far: np.ndarray) -> tuple[float, int]:
     return (worst if math.isfinite(worst) else 0.0), int(np.count_nonzero(inside.any(axis=-1)))
 
 
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     t = ds["t"].values
     fig, axes = new_figure(1, 3, size=(4.0, 3.3))
     d0, n0 = int(ds["d"].values[-1]), int(ds["n"].values[-1])
@@ -191,20 +189,19 @@ def plot(ds, outdir):
     return [save_figure(fig, outdir, "causal_leader")]
 
 
-def checks(ds):
-    cfg = json.loads(ds.attrs["config"])
+def checks(ds, cfg):
     t = ds["t"].values
-    out = [status_check(ds, "every check")]
+    out = []
     out.append(compare("leader never moves", "CAUSAL (token 1 sees only itself)", 0.0, float(np.max(ds["dist_token"].values[..., 0])), 1e-12, "max_t ‖x_1(t) − x_1(0)‖, round-off only", mode="le"))
     token2 = ds["dist_token"].values[..., 1]  # (..., realization, t)
     out.append(compare("token 2 approaches x_1 monotonically", "derived: d/dt⟨x_2,x_1⟩ = w_21(1 − ⟨x_2,x_1⟩²)", 0.0, float(np.max(np.diff(token2, axis=-1))), MONOTONE_TOL, "largest growth between saves; solver rtol 1e-11 ×100", mode="le"))
     growth, entered = growth_in_hemisphere(farthest(ds["dist_token"].values))
     total = int(np.prod(token2.shape[:-1]))
     out.append(compare("farthest token monotone in x_1's hemisphere", "derived (cone argument, any Q, K, β)", 0.0, growth, MONOTONE_TOL, "largest growth after max_k ‖x_k − x_1‖ ≤ √2; rtol ×100", mode="le", detail=f"{entered} of {total} realizations entered the hemisphere by T"))
-    low = ds["beta"].values <= cfg["beta_converged"]
+    low = ds["beta"].values <= cfg.beta_converged
     if low.any():
         worst = float(np.max(farthest(ds["dist_token"].sel(beta=ds["beta"].values[low]).values)[..., -1]))
-        out.append(compare(f"converged by T for β ≤ {cfg['beta_converged']:g}", "CAUSAL theorem", 0.0, worst, 1e-6, "max_k ‖x_k(T) − x_1(0)‖ ≤ 1e-6", mode="le"))
+        out.append(compare(f"converged by T for β ≤ {cfg.beta_converged:g}", "CAUSAL theorem", 0.0, worst, 1e-6, "max_k ‖x_k(T) − x_1(0)‖ ≤ 1e-6", mode="le"))
     rows = []
     for d, n, w, b, c in _cells(ds):
         for r, tok in enumerate(c["dist_token"].values):  # (t, token)
@@ -230,6 +227,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.solver_dict(),
-    module_file=__file__,
 )

@@ -39,10 +39,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow import graphs as G
-from sinkflow.checks import compare, status_check, worst_case
+from sinkflow.checks import compare, worst_case
 from sinkflow.dag_learn import edge_metrics, fit_mask, linear_sem
-from sinkflow.study import Study, StudyConfig, check_values, param, require
-from sinkflow.studykit import float_dtype, new_figure, save_figure
+from sinkflow.options import float_dtype
+from sinkflow.plots import new_figure, save_figure
+from sinkflow.study import Study, StudyConfig, param
 
 FAMILIES = ("er", "sf")
 
@@ -56,32 +57,22 @@ def dagma_available() -> bool:
 @dataclasses.dataclass(frozen=True)
 class Config(StudyConfig):
     graph: tuple = param(FAMILIES, "DAG families: er (Erdős–Rényi), sf (scale-free)", swept=True, static=True, kind=str, choices=FAMILIES)
-    nodes: tuple = param((10, 20), "nodes of the DAG", swept=True, static=True, kind=int)
-    samples: tuple = param((200, 1000, 5000), "SEM samples N", swept=True, static=True, kind=int)
-    degree: tuple = param((2.0,), "edge density: expected degree (er: p = degree/(nodes − 1); sf: degree/2 parents per node)", swept=True, static=True, kind=float)
-    realizations: int = param(3, "random DAGs per cell", kind=int)
-    lam_w: float = param(0.02, "ℓ₁ weight on the edge weights", kind=float)
-    lam_mask: float = param(0.01, "ℓ₁ weight on the mask probabilities σ(θ)", kind=float)
-    w_threshold: float = param(0.3, "keep edges with |W| above this", kind=float)
-    outer: int = param(12, "augmented-Lagrangian rounds", kind=int)
-    inner: int = param(2000, "Adam steps per round", kind=int)
+    nodes: tuple = param((10, 20), "nodes of the DAG", swept=True, static=True, kind=int, lo=3)
+    samples: tuple = param((200, 1000, 5000), "SEM samples N", swept=True, static=True, kind=int, lo=10)
+    degree: tuple = param((2.0,), "edge density: expected degree (er: p = degree/(nodes − 1); sf: degree/2 parents per node)", swept=True, static=True, kind=float, lo=0.0, open="lo")
+    realizations: int = param(3, "random DAGs per cell", kind=int, lo=1)
+    lam_w: float = param(0.02, "ℓ₁ weight on the edge weights", kind=float, lo=0.0)
+    lam_mask: float = param(0.01, "ℓ₁ weight on the mask probabilities σ(θ)", kind=float, lo=0.0)
+    w_threshold: float = param(0.3, "keep edges with |W| above this", kind=float, lo=0.0, open="lo")
+    outer: int = param(12, "augmented-Lagrangian rounds", kind=int, lo=1)
+    inner: int = param(2000, "Adam steps per round", kind=int, lo=1)
     dagma: str = param("auto", "run DAGMA on the same data: auto (if installed), off", kind=str, choices=("auto", "off"))
     dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
 
-    def __post_init__(self):
-        super().__post_init__()
-        check_values("nodes", self.nodes, lo=3, integer=True)
-        check_values("samples", self.samples, lo=10, integer=True)
-        check_values("degree", self.degree, lo=0.0, lo_open=True)
-        require(isinstance(self.realizations, int) and self.realizations >= 1, f"--realizations must be ≥ 1, got {self.realizations!r}.")
-        check_values("lam_w", self.lam_w, lo=0.0)
-        check_values("lam_mask", self.lam_mask, lo=0.0)
-        check_values("w_threshold", self.w_threshold, lo=0.0, lo_open=True)
-        check_values("outer", self.outer, lo=1, integer=True)
-        check_values("inner", self.inner, lo=1, integer=True)
 
 
-PRESETS = {"paper": {"nodes": (10, 20, 30, 50), "samples": (100, 500, 2000, 10000), "degree": (1.0, 2.0, 4.0), "realizations": 10}, "small": {"nodes": (10,), "samples": (200, 2000)}}
+PRESETS = {
+    "tiny": {"nodes": (5,), "samples": (500, 3000), "graph": ("er",), "realizations": 1, "inner": 300, "outer": 6, "dagma": "off"},"paper": {"nodes": (10, 20, 30, 50), "samples": (100, 500, 2000, 10000), "degree": (1.0, 2.0, 4.0), "realizations": 10}, "small": {"nodes": (10,), "samples": (200, 2000)}}
 
 
 def draw_dag(family: str, nodes: int, degree: float, seed: int) -> np.ndarray:
@@ -163,7 +154,7 @@ def metrics_table(ds) -> list[dict]:
     return rows
 
 
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     rows = metrics_table(ds)
     fig, axes = new_figure(1, 3, size=(3.6, 3.2))
     Ns_all = sorted(int(N) for N in ds["samples"].values)
@@ -187,8 +178,8 @@ def plot(ds, outdir):
     return [save_figure(fig, outdir, "dag_recovery")]
 
 
-def checks(ds):
-    out = [status_check(ds, "every check")]
+def checks(ds, cfg):
+    out = []
     rows = metrics_table(ds)
     mine = [r for r in rows if r["method"] == "sinkflow"]
     out.append(compare("learned graphs are DAGs", "NOTEARS h(A) = 0 iff DAG; graphs.is_dag", 0, sum(not r["dag"] for r in mine), 0, "count of cyclic thresholded estimates", mode="le", detail=f"h(A) of the weighted adjacency after the fixed --outer rounds: max {float(np.max(ds['h'].values)):.2g}"))
@@ -225,5 +216,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    module_file=__file__,
 )

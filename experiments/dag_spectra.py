@@ -86,14 +86,16 @@ import numpy as np
 
 from sinkflow import graphs as G
 from sinkflow.attention import Attention
-from sinkflow.checks import compare, status_check, window_log_slope, worst_case
+from sinkflow.checks import compare, worst_case
+from sinkflow.estimators import window_log_slope
 from sinkflow.fields import attention_field
 from sinkflow.graph_heat import jordan_index, left_eigenspace
+from sinkflow.options import PreciseSolverOptions, float_dtype
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.sinkhorn import Sinkhorn, sinkhorn
 from sinkflow.solve import solve, with_finiteness
 from sinkflow.sphere import normalize, uniform
-from sinkflow.study import Study, check_values, param, require
-from sinkflow.studykit import PreciseSolverFields, float_dtype, new_figure, save_figure
+from sinkflow.study import Study, param
 
 WINDOW = (1e-9, 1e-4)
 
@@ -121,26 +123,21 @@ def parse_normalization(name: str) -> Sinkhorn | None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(PreciseSolverFields):
+class Config(PreciseSolverOptions):
     graph: tuple = param(("path", "star", "complete", "tree:2", "tree:3", "er:0.3", "er:0.6", "sf:1", "sf:2"), "DAGs: path, star, complete, tree:K, er:P, sf:M", swept=True, static=True, kind=str)
-    n: tuple = param((8, 16), "nodes (tokens)", swept=True, static=True, kind=int)
+    n: tuple = param((8, 16), "nodes (tokens)", swept=True, static=True, kind=int, lo=3)
     normalization: tuple = param(("softmax", "fixed-3", "unbalanced-0.5", "skeleton"), "softmax, fixed-K, unbalanced-T, skeleton", swept=True, static=True, kind=str)
-    beta: tuple = param((0.0, 1.0, 3.0), "inverse temperature β", swept=True, kind=float)
-    d: int = param(8, "dimension", kind=int)
-    horizon: float = param(60.0, "final time in units of 1/(predicted rate)", kind=float)
+    beta: tuple = param((0.0, 1.0, 3.0), "inverse temperature β", swept=True, kind=float, lo=0.0)
+    d: int = param(8, "dimension", kind=int, lo=2)
+    horizon: float = param(60.0, "final time in units of 1/(predicted rate)", kind=float, lo=0.0, open="lo")
     n_times: int = param(201, "save times", kind=int)
-    realizations: int = param(3, "uniform starts per cell", kind=int)
+    realizations: int = param(3, "uniform starts per cell", kind=int, lo=1)
     graph_seed: int = param(0, "seed of the random DAGs", kind=int)
     rtol: float = param(1e-11, "relative tolerance (adaptive methods)", kind=float)
     atol: float = param(1e-13, "absolute tolerance (adaptive methods)", kind=float)
 
     def __post_init__(self):
         super().__post_init__()
-        check_values("n", self.n, lo=3, integer=True)
-        check_values("beta", self.beta, lo=0.0)
-        check_values("d", self.d, lo=2, integer=True)
-        check_values("horizon", self.horizon, lo=0.0, lo_open=True)
-        require(isinstance(self.realizations, int) and self.realizations >= 1, f"--realizations must be ≥ 1, got {self.realizations!r}.")
         for g in self.graph:
             try:
                 parse_graph(g, max(self.n), self.graph_seed)
@@ -156,7 +153,8 @@ class Config(PreciseSolverFields):
 # 401 saves at paper scale: the long horizons of Jordan chains (T = (60 + 3(J − 1))/gap, 351 for the
 # 32-node path with fixed-3) left the gap-mode window fewer than 10 saves at 201 (75 of 585
 # consensus runs unchecked at n = 32, softmax and fixed-3; 32 at 401, same run time).
-PRESETS = {"paper": {"n": (8, 16, 32), "beta": (0.0, 0.5, 1.0, 2.0, 4.0), "realizations": 8, "n_times": 401}, "small": {"n": (8,), "normalization": ("softmax", "fixed-3", "skeleton")}}
+PRESETS = {
+    "tiny": {"n": (5,), "normalization": ("softmax",), "graph": ("star", "er:0.5"), "beta": (0.0, 2.0), "realizations": 1, "n_times": 121},"paper": {"n": (8, 16, 32), "beta": (0.0, 0.5, 1.0, 2.0, 4.0), "realizations": 8, "n_times": 401}, "small": {"n": (8,), "normalization": ("softmax", "fixed-3", "skeleton")}}
 
 
 def effective_matrix(mask: np.ndarray, spec: Sinkhorn | None) -> np.ndarray:
@@ -312,7 +310,7 @@ def _mode_rates(c, t, beta: float) -> list[tuple[float, float, float]]:
     return [fit_rate(m, t, 0, keep=r <= 0.01 * m) for m, r in zip(c["mode"].values, rem)]
 
 
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     """Measured rates against both gaps: for consensus runs the gap modes' rate (the checked quantity,
     dots), otherwise the farthest token's fit (crosses: several sources, or no gap-mode window)."""
     fig, axes = new_figure(1, 2, size=(4.4, 3.6))
@@ -355,8 +353,8 @@ def plot(ds, outdir):
     return [save_figure(fig, outdir, "dag_spectra")]
 
 
-def checks(ds):
-    out = [status_check(ds, "every check")]
+def checks(ds, cfg):
+    out = []
     rows, off, longk, unreached, close_spec, hidden = [], [], [], [], [], []
     ndef = 0  # checked runs whose gap is defective (a Jordan chain)
     for g, n, m, b, c, rates in _cells(ds):
@@ -420,6 +418,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.solver_dict(),
-    module_file=__file__,
 )

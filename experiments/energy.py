@@ -27,13 +27,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow.attention import Attention
-from sinkflow.checks import compare, status_check
+from sinkflow.checks import compare
 from sinkflow.fields import attention_field
 from sinkflow.observables import interaction_energy
+from sinkflow.options import PreciseSolverOptions, float_dtype, time_grid
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve
 from sinkflow.sphere import normalize, uniform
 from sinkflow.study import Study, param
-from sinkflow.studykit import PreciseSolverFields, float_dtype, new_figure, save_figure, time_grid, validate_common
 
 MODELS = ("sa", "usa", "sa-repulsive", "usa-repulsive")
 
@@ -52,20 +53,17 @@ def dissipation(x, params: Attention):
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(PreciseSolverFields):
+class Config(PreciseSolverOptions):
     model: tuple = param(MODELS, "dynamics: sa, usa, and their V = −I versions", swept=True, static=True, kind=str, choices=MODELS)
-    beta: tuple = param((0.5, 1.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float)
-    n: int = param(16, "number of tokens", kind=int)
-    d: int = param(3, "ambient dimension", kind=int)
-    T: float = param(10.0, "final time", kind=float)
-    n_times: int = param(101, "number of save times in [0, T]", kind=int)
-
-    def __post_init__(self):
-        super().__post_init__()
-        validate_common(self)
+    beta: tuple = param((0.5, 1.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
+    n: int = param(16, "number of tokens", kind=int, lo=2)
+    d: int = param(3, "ambient dimension", kind=int, lo=2)
+    T: float = param(10.0, "final time", kind=float, lo=0.0, open="lo")
+    n_times: int = param(101, "number of save times in [0, T]", kind=int, lo=2)
 
 
-PRESETS = {"paper": {"n": 32, "d": 3, "beta": (0.5, 1.0, 4.0, 9.0), "T": 30.0, "n_times": 301}, "small": {}}
+PRESETS = {
+    "tiny": {"model": ("sa", "usa-repulsive"), "beta": (1.0,), "n": 5, "T": 2.0, "n_times": 11},"paper": {"n": 32, "d": 3, "beta": (0.5, 1.0, 4.0, 9.0), "T": 30.0, "n_times": 301}, "small": {}}
 
 
 def make_cell(cfg: Config, static: dict):
@@ -100,7 +98,7 @@ def coords(cfg: Config):
     return {"t": time_grid(cfg.T, cfg.n_times)}
 
 
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     t = ds["t"].values
     models = list(ds["model"].values)
     fig, axes = new_figure(1, len(models), size=(3.4, 2.8))
@@ -118,10 +116,10 @@ def plot(ds, outdir):
     return [save_figure(fig, outdir, "energy")]
 
 
-def checks(ds):
+def checks(ds, cfg):
     f64 = ds.attrs.get("precision") == "float64"
     mono_tol, id_tol = (1e-9, 1e-7) if f64 else (1e-5, 1e-3)
-    out = [status_check(ds, "the energy checks")]
+    out = []
     worst_mono, worst_id = 0.0, 0.0
     for m in ds["model"].values:
         sign = -1.0 if str(m).endswith("repulsive") else 1.0
@@ -147,6 +145,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.solver_dict(),
-    module_file=__file__,
 )

@@ -45,7 +45,6 @@ Checks
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax
@@ -53,11 +52,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow import graphs as G
-from sinkflow.checks import compare, status_check, window_log_slope, worst_case
-from sinkflow.graph_heat import eigenspace, heat_kernel, jordan_index, laplacian_field, limit_projector
+from sinkflow.checks import compare, worst_case
+from sinkflow.estimators import window_log_slope
+from sinkflow.graph_heat import (
+    eigenspace,
+    heat_kernel,
+    jordan_index,
+    laplacian_field,
+    limit_projector,
+)
+from sinkflow.options import PreciseSolverOptions, float_dtype
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve, with_finiteness
-from sinkflow.study import Study, check_values, param, require
-from sinkflow.studykit import PreciseSolverFields, float_dtype, new_figure, save_figure
+from sinkflow.study import Study, param
 
 UNDIRECTED = ("path", "cycle", "complete", "star", "hypercube", "tree")
 DIRECTED = ("path-dag", "star-dag", "tree-dag", "complete-dag", "er-dag", "sf-dag", "cycle-directed")
@@ -67,17 +74,17 @@ FIT_WINDOW = (1e-9, 1e-4)  # top: faster modes gone; bottom: 1000× above the so
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(PreciseSolverFields):
+class Config(PreciseSolverOptions):
     graph: tuple = param(GRAPHS, f"graphs: {', '.join(GRAPHS)}", swept=True, static=True, kind=str)
-    n: tuple = param((8, 16, 32, 64), "nodes (hypercube: 2^⌊log₂ n⌋, tree: the largest complete k-ary tree ≤ n)", swept=True, static=True, kind=int)
-    dim: int = param(3, "particle dimension (x' = −Lx on R^{n×dim}; 1 = node values)", kind=int)
-    horizon: float = param(30.0, "final time in units of 1/gap", kind=float)
-    n_times: int = param(201, "save times in [0, horizon/gap]", kind=int)
-    realizations: int = param(4, "Gaussian starts per graph", kind=int)
-    p: float = param(0.3, "edge probability of er-dag", kind=float)
-    m: int = param(2, "parents per node of sf-dag", kind=int)
-    k: int = param(2, "arity of tree / tree-dag", kind=int)
-    graph_seed: int = param(0, "seed of the random DAGs (er-dag, sf-dag)", kind=int)
+    n: tuple = param((8, 16, 32, 64), "nodes (hypercube: 2^⌊log₂ n⌋, tree: the largest complete k-ary tree ≤ n)", swept=True, static=True, kind=int, lo=3)
+    dim: int = param(3, "particle dimension (x' = −Lx on R^{n×dim}; 1 = node values)", kind=int, lo=1)
+    horizon: float = param(30.0, "final time in units of 1/gap", kind=float, lo=0.0, open="lo")
+    n_times: int = param(201, "save times in [0, horizon/gap]", kind=int, lo=10)
+    realizations: int = param(4, "Gaussian starts per graph", kind=int, lo=1)
+    p: float = param(0.3, "edge probability of er-dag", kind=float, lo=0.0, hi=1.0, open="lo")
+    m: int = param(2, "parents per node of sf-dag", kind=int, lo=1)
+    k: int = param(2, "arity of tree / tree-dag", kind=int, lo=1)
+    graph_seed: int = param(0, "seed of the random DAGs (er-dag, sf-dag)", kind=int, lo=0)
     rtol: float = param(1e-12, "relative tolerance (adaptive methods)", kind=float)
     atol: float = param(1e-14, "absolute tolerance (adaptive methods)", kind=float)
 
@@ -88,18 +95,10 @@ class Config(PreciseSolverFields):
                 G.named(g, 4)
             except ValueError as e:
                 raise ValueError(f"--graph: {e}") from None
-        check_values("n", self.n, lo=3, integer=True)
-        check_values("dim", self.dim, lo=1, integer=True)
-        check_values("horizon", self.horizon, lo=0.0, lo_open=True)
-        require(isinstance(self.n_times, int) and self.n_times >= 10, f"--n-times must be an integer ≥ 10, got {self.n_times!r}.")
-        require(isinstance(self.realizations, int) and self.realizations >= 1, f"--realizations must be ≥ 1, got {self.realizations!r}.")
-        check_values("p", self.p, lo=0.0, hi=1.0, lo_open=True)
-        check_values("m", self.m, lo=1, integer=True)
-        check_values("k", self.k, lo=1, integer=True)
-        check_values("graph_seed", self.graph_seed, lo=0, integer=True)
 
 
-PRESETS = {"paper": {"n": (8, 16, 32, 64), "realizations": 8}, "small": {"n": (8, 16)}}
+PRESETS = {
+    "tiny": {"n": (6,), "graph": ("cycle", "path-dag"), "realizations": 2, "n_times": 61},"paper": {"n": (8, 16, 32, 64), "realizations": 8}, "small": {"n": (8, 16)}}
 
 
 def build_graph(name: str, n: int, cfg: Config) -> np.ndarray:
@@ -204,9 +203,6 @@ def coords(cfg: Config):
     return {"u": np.linspace(0.0, 1.0, cfg.n_times), "realization": np.arange(cfg.realizations)}
 
 
-def _cfg(ds) -> dict:
-    return json.loads(ds.attrs["config"])
-
 
 def fit_rates(dev: np.ndarray, t: np.ndarray, k: int) -> tuple[float, float, float, float]:
     """(λ, k̂, t_lo, t_hi) over the saves with dev in FIT_WINDOW (NaNs if fewer than 5).
@@ -239,7 +235,7 @@ def _times(c, u) -> np.ndarray:
     return u * float(c["T_cell"])
 
 
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     u = ds["u"].values
     fig, axes = new_figure(1, 3, size=(4.2, 3.4))
     ax = axes[0][0]
@@ -283,9 +279,9 @@ def plot(ds, outdir):
     return [save_figure(fig, outdir, "graph_heat")]
 
 
-def checks(ds):
+def checks(ds, cfg):
     u = ds["u"].values
-    out = [status_check(ds, "every check")]
+    out = []
     out.append(compare("diffrax = expm", "jax.scipy.linalg.expm", 0.0, float(np.max(ds["expm_err"].values)), 1e-10, "float64, Tsit5 at rtol 1e-12", mode="le"))
     rows_closed, rows_eig, rows_rate, rows_long, rows_leader, multi = [], [], [], [], [], []
     for g, n, c in _cells(ds):
@@ -355,6 +351,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.solver_dict(),
-    module_file=__file__,
 )

@@ -15,7 +15,6 @@ Checks
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax.numpy as jnp
@@ -23,32 +22,29 @@ import numpy as np
 
 from sinkflow import theory
 from sinkflow.attention import Attention
-from sinkflow.checks import compare, status_check
+from sinkflow.checks import compare
 from sinkflow.fields import attention_field
 from sinkflow.observables import cosine_histogram, pairwise_cosines
+from sinkflow.options import SolverOptions, float_dtype, time_grid
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve
 from sinkflow.sphere import normalize, uniform
-from sinkflow.study import Study, param, require
-from sinkflow.studykit import SolverFields, float_dtype, new_figure, save_figure, time_grid, validate_common
+from sinkflow.study import Study, param
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SolverFields):
-    d: tuple = param((2, 8, 32, 128), "ambient dimension", swept=True, static=True, kind=int)
-    n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int)
-    beta: tuple = param((1.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float)
-    T: float = param(15.0, "final time", kind=float)
-    n_times: int = param(16, "number of save times in [0, T]", kind=int)
-    realizations: int = param(256, "i.i.d. uniform starts per cell", kind=int)
-    bins: int = param(40, "histogram bins on [−1, 1]", kind=int)
-
-    def __post_init__(self):
-        super().__post_init__()
-        validate_common(self)
-        require(isinstance(self.bins, int) and 2 <= self.bins <= 10_000, f"--bins must be an integer in [2, 10000], got {self.bins!r}.")
+class Config(SolverOptions):
+    d: tuple = param((2, 8, 32, 128), "ambient dimension", swept=True, static=True, kind=int, lo=2)
+    n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int, lo=2)
+    beta: tuple = param((1.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
+    T: float = param(15.0, "final time", kind=float, lo=0.0, open="lo")
+    n_times: int = param(16, "number of save times in [0, T]", kind=int, lo=2)
+    realizations: int = param(256, "i.i.d. uniform starts per cell", kind=int, lo=1)
+    bins: int = param(40, "histogram bins on [−1, 1]", kind=int, lo=2, hi=10_000)
 
 
-PRESETS = {"paper": {"realizations": 1024, "d": (2, 8, 32, 128, 512), "beta": (1.0, 4.0, 9.0), "T": 30.0, "n_times": 31}, "small": {"realizations": 64, "d": (2, 8, 32)}}
+PRESETS = {
+    "tiny": {"realizations": 16, "d": (2, 4), "n": (4,), "beta": (1.0,), "T": 20.0, "n_times": 3, "bins": 10},"paper": {"realizations": 1024, "d": (2, 8, 32, 128, 512), "beta": (1.0, 4.0, 9.0), "T": 30.0, "n_times": 31}, "small": {"realizations": 64, "d": (2, 8, 32)}}
 
 
 def make_cell(cfg: Config, static: dict):
@@ -80,7 +76,7 @@ def coords(cfg: Config):
     return {"t": time_grid(cfg.T, cfg.n_times), "bin": 0.5 * (edges[1:] + edges[:-1])}
 
 
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     t = ds["t"].values
     centers = ds["bin"].values
     width = centers[1] - centers[0]
@@ -107,10 +103,9 @@ def plot(ds, outdir):
     return paths
 
 
-def checks(ds):
-    cfg = json.loads(ds.attrs["config"])
-    T, bins = float(cfg["T"]), int(cfg["bins"])
-    out = [status_check(ds, "the histograms")]
+def checks(ds, cfg):
+    T, bins = float(cfg.T), int(cfg.bins)
+    out = []
     worst, detail = 0.0, ""
     for d in ds["d"].values:
         m2 = ds["m2"].sel(d=d).isel(t=0).values
@@ -139,7 +134,5 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.solver_dict(),
-    module_file=__file__,
 )
 

@@ -39,7 +39,6 @@ attention persist through MLP phases.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax
@@ -47,45 +46,40 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow.attention import Attention, attend_at
-from sinkflow.checks import compare, status_check, worst_case
+from sinkflow.checks import compare, worst_case
 from sinkflow.entropy import kl_entropy, sphere_entropy
 from sinkflow.hybrid import random_mlp, solve_hybrid
 from sinkflow.observables import close_pair_fraction
+from sinkflow.options import SolverOptions, float_dtype
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import FIXED_METHODS
 from sinkflow.sphere import normalize, tangent_divergence, uniform
-from sinkflow.study import Study, check_values, param, require
-from sinkflow.studykit import SolverFields, float_dtype, new_figure, save_figure
+from sinkflow.study import Study, param, require
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SolverFields):
-    beta: tuple = param((1.0, 4.0), "attention inverse temperature β", swept=True, kind=float)
-    strength: tuple = param((0.0, 0.5, 1.0, 2.0, 4.0), "MLP strength s (0: attention alone)", swept=True, kind=float)
-    d: int = param(3, "dimension (tokens on S^{d−1})", kind=int)
-    n: int = param(256, "tokens", kind=int)
-    blocks: int = param(8, "hybrid blocks L (attention ½ + MLP ½ each)", kind=int)
-    hidden: int = param(32, "MLP hidden width", kind=int)
+class Config(SolverOptions):
+    beta: tuple = param((1.0, 4.0), "attention inverse temperature β", swept=True, kind=float, lo=0.0)
+    strength: tuple = param((0.0, 0.5, 1.0, 2.0, 4.0), "MLP strength s (0: attention alone)", swept=True, kind=float, lo=0.0)
+    d: int = param(3, "dimension (tokens on S^{d−1})", kind=int, lo=2)
+    n: int = param(256, "tokens", kind=int, lo=8)
+    blocks: int = param(8, "hybrid blocks L (attention ½ + MLP ½ each)", kind=int, lo=1)
+    hidden: int = param(32, "MLP hidden width", kind=int, lo=1)
     mlp_weights: str = param("redrawn", "MLP weights shared by every block or redrawn per block", kind=str, choices=("shared", "redrawn"))
     k: int = param(4, "neighbour index of the entropy estimator", kind=int)
     delta: float = param(1e-3, "closeness threshold for P(⟨x_i,x_j⟩ ≥ 1 − δ)", kind=float)
-    realizations: int = param(4, "clouds (and MLP draws) per cell", kind=int)
+    realizations: int = param(4, "clouds (and MLP draws) per cell", kind=int, lo=2)
     method: str = param("rk4", "time stepper (fixed steps: the switch times are step boundaries)", kind=str, choices=FIXED_METHODS)
     dt: float = param(0.025, "step size", kind=float)
     dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
 
     def __post_init__(self):
         super().__post_init__()
-        check_values("beta", self.beta, lo=0.0)
-        check_values("strength", self.strength, lo=0.0)
-        check_values("d", self.d, lo=2, integer=True)
-        check_values("n", self.n, lo=8, integer=True)
-        check_values("blocks", self.blocks, lo=1, integer=True)
-        check_values("hidden", self.hidden, lo=1, integer=True)
         require(isinstance(self.k, int) and 1 <= self.k < self.n, f"--k must be an integer in [1, n), got {self.k!r}.")
-        require(isinstance(self.realizations, int) and self.realizations >= 2, f"--realizations must be ≥ 2 (standard errors), got {self.realizations!r}.")
 
 
-PRESETS = {"paper": {"beta": (0.5, 1.0, 2.0, 4.0, 8.0), "strength": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0), "n": 512, "blocks": 16, "realizations": 8}, "small": {}}
+PRESETS = {
+    "tiny": {"beta": (1.0,), "strength": (0.0, 1.0), "blocks": 1, "realizations": 2, "dt": 0.05},"paper": {"beta": (0.5, 1.0, 2.0, 4.0, 8.0), "strength": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0), "n": 512, "blocks": 16, "realizations": 8}, "small": {}}
 
 SAVES_PER_HALF = 4  # eighth blocks (the entropy identity integrates D over the saves)
 
@@ -129,7 +123,7 @@ def make_cell(cfg: Config, static: dict):
 
 
 def depth(cfg) -> np.ndarray:
-    L = cfg.blocks if isinstance(cfg, Config) else cfg["blocks"]
+    L = cfg.blocks if isinstance(cfg, Config) else cfg.blocks
     return np.arange(2 * SAVES_PER_HALF * L + 1) / (2 * SAVES_PER_HALF)
 
 
@@ -148,11 +142,8 @@ def divergence_entropy(H0: np.ndarray, D: np.ndarray, t: np.ndarray) -> np.ndarr
     return out
 
 
-def _cfg(ds) -> dict:
-    return json.loads(ds.attrs["config"])
 
-
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     t = ds["t"].values
     betas, strengths = ds["beta"].values, ds["strength"].values
     fig, axes = new_figure(1, len(betas) + 1, size=(3.6, 3.2))
@@ -164,7 +155,7 @@ def plot(ds, outdir):
             ax.plot(t, H.mean(axis=0), color=f"C{i}", label=f"s = {s:g}")
             Hd = divergence_entropy(H[:, 0], c["D"].values, t)
             ax.plot(t[: 2 * SAVES_PER_HALF + 1], Hd.mean(axis=0)[: 2 * SAVES_PER_HALF + 1], color=f"C{i}", ls=":", lw=2)
-        ax.axhline(sphere_entropy(_cfg(ds)["d"]), color="k", lw=0.8, ls="--")
+        ax.axhline(sphere_entropy(cfg.d), color="k", lw=0.8, ls="--")
         ax.set_title(f"β = {b:g} (dotted: Ĥ(0) + ∫E[div v])", fontsize=8)
         ax.set_xlabel("depth (blocks)")
     axes[0][0].set_ylabel("KL entropy Ĥ (geodesic)")
@@ -176,20 +167,19 @@ def plot(ds, outdir):
     ax.set_xlabel("MLP strength s")
     ax.set_ylabel(r"$\beta$")
     ax.set_title("clustering vs MLP strength", fontsize=9)
-    fig.suptitle(f"hybrid attention/MLP blocks ({_cfg(ds)['mlp_weights']} MLP weights)")
+    fig.suptitle(f"hybrid attention/MLP blocks ({cfg.mlp_weights} MLP weights)")
     return [save_figure(fig, outdir, "hybrid")]
 
 
-def checks(ds):
-    cfg = _cfg(ds)
+def checks(ds, cfg):
     t = ds["t"].values
-    out = [status_check(ds, "every check")]
+    out = []
     H = ds["H"].values  # (beta, strength, R, t)
     R = H.shape[-2]
     H0 = H[..., 0].reshape(-1, R)
     mean0 = float(np.mean(H0))
     se0 = float(np.std(H0) / math.sqrt(H0.size - 1))
-    out.append(compare("start entropy = log|S^{d−1}|", "uniform law on the sphere", sphere_entropy(cfg["d"]), mean0, 4 * se0 + 0.03, "4 SE + estimator bias 0.03 (n = 256, S², k = 4; measured)", mode="abs"))
+    out.append(compare("start entropy = log|S^{d−1}|", "uniform law on the sphere", sphere_entropy(cfg.d), mean0, 4 * se0 + 0.03, "4 SE + estimator bias 0.03 (n = 256, S², k = 4; measured)", mode="abs"))
     first = t <= 1.0 + 1e-9
     rows = []
     for i, b in enumerate(ds["beta"].values):
@@ -222,6 +212,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.solver_dict(),
-    module_file=__file__,
 )

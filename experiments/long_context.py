@@ -26,7 +26,6 @@ Checks
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax.numpy as jnp
@@ -35,28 +34,25 @@ import numpy as np
 from sinkflow import theory
 from sinkflow.attention import Attention, attend_rows
 from sinkflow.checks import compare, worst_case
+from sinkflow.options import float_dtype
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.sphere import equiangular_gram_root
-from sinkflow.study import Study, StudyConfig, check_values, param
-from sinkflow.studykit import float_dtype, new_figure, save_figure
+from sinkflow.study import Study, StudyConfig, param
 
 N_THEORY = np.logspace(1, 12, 111)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(StudyConfig):
-    n: tuple = param((16, 64, 256, 1024, 4096, 8192), "tokens (the input is n × n: 8n² bytes per cell in float64, times --chunk-size)", swept=True, static=True, kind=int)
-    rho: tuple = param((0.5,), "input cosine ρ ∈ (0, 1)", swept=True, kind=float)
-    gamma: tuple = param((1.0, 1.5, 2.0, 3.0, 4.0), "β = γ log n (critical γ = 1/(1−ρ))", swept=True, kind=float)
+    n: tuple = param((16, 64, 256, 1024, 4096, 8192), "tokens (the input is n × n: 8n² bytes per cell in float64, times --chunk-size)", swept=True, static=True, kind=int, lo=3)
+    rho: tuple = param((0.5,), "input cosine ρ ∈ (0, 1)", swept=True, kind=float, lo=0.0, hi=1.0, open="both")
+    gamma: tuple = param((1.0, 1.5, 2.0, 3.0, 4.0), "β = γ log n (critical γ = 1/(1−ρ))", swept=True, kind=float, lo=0.0)
     dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
 
-    def __post_init__(self):
-        super().__post_init__()
-        check_values("n", self.n, lo=3, integer=True)
-        check_values("rho", self.rho, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-        check_values("gamma", self.gamma, lo=0.0)
 
 
-PRESETS = {"paper": {}, "small": {"n": (16, 64, 256, 1024, 4096)}}
+PRESETS = {
+    "tiny": {"n": (8, 32, 128), "gamma": (1.0, 2.0, 3.0)},"paper": {}, "small": {"n": (16, 64, 256, 1024, 4096)}}
 
 
 def make_cell(cfg: Config, static: dict):
@@ -76,11 +72,8 @@ def make_cell(cfg: Config, static: dict):
     return cell
 
 
-def _cfg(ds):
-    return json.loads(ds.attrs["config"])
 
-
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     paths = []
     for rho in ds["rho"].values:
         fig, axes = new_figure(1, 1, size=(6.0, 4.2))
@@ -102,13 +95,12 @@ def plot(ds, outdir):
     return paths
 
 
-def checks(ds):
-    cfg = _cfg(ds)
-    tol = 1e-10 if cfg["dtype"] == "float64" else 1e-4
+def checks(ds, cfg):
+    tol = 1e-10 if cfg.dtype == "float64" else 1e-4
     err = np.abs(ds["cos"].values - ds["cos_exact"].values)
     i = np.unravel_index(int(np.nanargmax(err)), err.shape)
     where = ", ".join(f"{dim}={ds[dim].values[j]:g}" for dim, j in zip(ds["cos"].dims, i))
-    out = [compare("simulated cosine = exact finite-n formula", "MF (long context)", 0.0, float(np.nanmax(err)), tol, f"max |cos_sim − cos_n| ({cfg['dtype']})", mode="le", detail=f"worst at {where}")]
+    out = [compare("simulated cosine = exact finite-n formula", "MF (long context)", 0.0, float(np.nanmax(err)), tol, f"max |cos_sim − cos_n| ({cfg.dtype})", mode="le", detail=f"worst at {where}")]
 
     big = np.logspace(6, 12, 13)
 
@@ -142,6 +134,4 @@ STUDY = Study(
     coords=lambda cfg: {},
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: {},
-    module_file=__file__,
 )

@@ -44,7 +44,6 @@ Checks
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax
@@ -53,28 +52,29 @@ import numpy as np
 
 from sinkflow import theory
 from sinkflow.attention import Attention
-from sinkflow.checks import compare, status_check, worst_case
+from sinkflow.checks import compare, worst_case
 from sinkflow.fields import circle_field
 from sinkflow.observables import cluster_count, interaction_energy
+from sinkflow.options import SolverOptions, float_dtype
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import ADAPTIVE_METHODS, FIXED_METHODS, solve, with_finiteness
 from sinkflow.sphere import circle
-from sinkflow.study import Study, check_values, param, require
-from sinkflow.studykit import SolverFields, float_dtype, new_figure, save_figure
+from sinkflow.study import Study, param, require
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SolverFields):
-    beta: tuple = param((1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0), "inverse temperature β ≥ 0", swept=True, kind=float)
-    n: int = param(32, "number of tokens on the circle", kind=int)
+class Config(SolverOptions):
+    beta: tuple = param((1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
+    n: int = param(32, "number of tokens on the circle", kind=int, lo=2)
     model: str = param("sa", "dynamics: sa (softmax) or usa (1/n)", kind=str, choices=("sa", "usa"))
     T: float = param(1e6, "final time", kind=float)
-    t_min: float = param(1e-2, "first positive save time (saves are log-spaced from t_min to T)", kind=float)
-    n_times: int = param(161, "save times: t = 0 and n_times − 1 log-spaced points", kind=int)
-    realizations: int = param(32, "i.i.d. uniform starts per β", kind=int)
-    delta: float = param(1e-3, "cluster rule: link i, j when ⟨x_i, x_j⟩ ≥ 1 − δ", kind=float)
+    t_min: float = param(1e-2, "first positive save time (saves are log-spaced from t_min to T)", kind=float, lo=0.0, open="lo")
+    n_times: int = param(161, "save times: t = 0 and n_times − 1 log-spaced points", kind=int, lo=3)
+    realizations: int = param(32, "i.i.d. uniform starts per β", kind=int, lo=1)
+    delta: float = param(1e-3, "cluster rule: link i, j when ⟨x_i, x_j⟩ ≥ 1 − δ", kind=float, lo=0.0, hi=1.0, open="both")
     window_lo: float = param(20.0, "start of the window for the metastable-count checks", kind=float)
     window_hi: float = param(200.0, "end of the window for the metastable-count checks", kind=float)
-    plateau_factor: float = param(3.0, "a plateau lasts from t to at least factor·t", kind=float)
+    plateau_factor: float = param(3.0, "a plateau lasts from t to at least factor·t", kind=float, lo=1.0, open="lo")
     collapse_beta: float = param(4.0, "check full collapse by T for every β ≤ this", kind=float)
     method: str = param("kvaerno5", "time stepper", kind=str, choices=FIXED_METHODS + ADAPTIVE_METHODS)
     dt: float = param(1e-2, "first step (adaptive) or step (fixed)", kind=float)
@@ -84,20 +84,13 @@ class Config(SolverFields):
 
     def __post_init__(self):
         super().__post_init__()
-        check_values("beta", self.beta, lo=0.0)
-        check_values("n", self.n, lo=2, integer=True)
-        check_values("delta", self.delta, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-        check_values("t_min", self.t_min, lo=0.0, lo_open=True)
         require(math.isfinite(self.T) and self.T > self.t_min, f"--T must be finite and > --t-min, got T={self.T}, t_min={self.t_min}.")
-        require(isinstance(self.n_times, int) and self.n_times >= 3, f"--n-times must be an integer ≥ 3, got {self.n_times!r}.")
-        require(isinstance(self.realizations, int) and self.realizations >= 1, f"--realizations must be an integer ≥ 1, got {self.realizations!r}.")
         require(0 < self.window_lo < self.window_hi, f"--window-lo and --window-hi must satisfy 0 < lo < hi, got {self.window_lo}, {self.window_hi}.")
-        check_values("plateau_factor", self.plateau_factor, lo=1.0, lo_open=True)
-        check_values("collapse_beta", self.collapse_beta)
         self.solver_config()
 
 
 PRESETS = {
+    "tiny": {"beta": (1.0, 4.0), "realizations": 6, "T": 3000.0, "n_times": 41, "n": 12},
     "paper": {},
     "small": {"beta": (1.0, 4.0, 9.0), "realizations": 16, "T": 1e5, "n_times": 121},
 }
@@ -185,9 +178,6 @@ def two_clusters(theta: np.ndarray, delta: float) -> tuple[float, float, float] 
     return float(min(m, 1 - m)), float(phi), float(width)
 
 
-def _cfg(ds) -> dict:
-    return json.loads(ds.attrs["config"])
-
 
 # ---------------------------------------------------------------- figures
 
@@ -203,7 +193,7 @@ def _shown_betas(betas: np.ndarray) -> list[float]:
     return pick or list(betas[:3])
 
 
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     t = ds["t"].values
     betas = ds["beta"].values
     shown = _shown_betas(betas)
@@ -226,7 +216,7 @@ def plot(ds, outdir):
             ax.set_ylim(-1.2, 1.2)
             ax.set_title(f"t = {t[k]:.3g}: {int(cc[k])} cl.", fontsize=7)
         axes[r][0].set_ylabel(f"β = {b:g}")
-    fig.suptitle(f"circle snapshots (realization 0, n = {ds.sizes['token']}, {_cfg(ds)['model'].upper()})")
+    fig.suptitle(f"circle snapshots (realization 0, n = {ds.sizes['token']}, {cfg.model.upper()})")
     paths.append(save_figure(fig, outdir, "metastability_snapshots"))
 
     fig, axes = new_figure(1, 2, size=(4.4, 3.3))
@@ -236,8 +226,7 @@ def plot(ds, outdir):
         for row in cc[:8]:
             ax.step(t[1:], row[1:], where="post", color=f"C{r}", alpha=0.25, lw=0.8)
         ax.step(t[1:], np.median(cc, axis=0)[1:], where="post", color=f"C{r}", lw=2, label=f"β = {b:g} (median)")
-    cfg = _cfg(ds)
-    ax.axvspan(cfg["window_lo"], cfg["window_hi"], color="0.9", zorder=0)
+    ax.axvspan(cfg.window_lo, cfg.window_hi, color="0.9", zorder=0)
     ax.set_xscale("log")
     ax.set_ylim(0.5, 8.5)
     ax.set_xlabel("t")
@@ -283,19 +272,18 @@ def plot(ds, outdir):
 # ---------------------------------------------------------------- checks
 
 
-def checks(ds):
-    cfg = _cfg(ds)
+def checks(ds, cfg):
     t = ds["t"].values
     betas = ds["beta"].values
     counts = ds["clusters"].values  # (beta, R, t)
-    out = [status_check(ds, "every check")]
+    out = []
 
     e = ds["energy"].values  # (beta, R, t)
     span = np.maximum(np.ptp(e, axis=-1, keepdims=True), 1e-300)
     drop = np.max(-np.diff(e, axis=-1) / span)
     out.append(compare("energy non-decreasing", "GLPR (E_β Lyapunov)", 0.0, float(drop), 1e-9, "max relative decrease between saves", mode="le"))
 
-    window = (t >= cfg["window_lo"]) & (t <= cfg["window_hi"])
+    window = (t >= cfg.window_lo) & (t <= cfg.window_hi)
     for b, k in ((4.0, 2), (9.0, 3)):
         hit = np.flatnonzero(np.isclose(betas, b))
         if hit.size == 0 or not window.any():
@@ -304,26 +292,26 @@ def checks(ds):
         vals, freq = np.unique(c, return_counts=True)
         mode = int(vals[np.argmax(freq)])
         share = float(np.mean(c == k)) if mode == k else 0.0  # a share ≥ ½ that is not the mode cannot happen; a wrong mode fails
-        out.append(compare(f"{k} clusters persist at β = {b:g}", "GLPR Fig. 4", 0.5, share, 0.0, f"count {k} is the mode and holds in ≥ half of the saves in t ∈ [{cfg['window_lo']:g}, {cfg['window_hi']:g}]", mode="ge", detail=f"modal count {mode}; counts {dict(zip(vals.tolist(), freq.tolist()))}"))
+        out.append(compare(f"{k} clusters persist at β = {b:g}", "GLPR Fig. 4", 0.5, share, 0.0, f"count {k} is the mode and holds in ≥ half of the saves in t ∈ [{cfg.window_lo:g}, {cfg.window_hi:g}]", mode="ge", detail=f"modal count {mode}; counts {dict(zip(vals.tolist(), freq.tolist()))}"))
 
     if len(betas) >= 2:
         order = np.argsort(betas)
         tc = np.array([np.median(collapse_times(counts[i], t)) for i in order])
-        nplat = np.array([np.mean([len(plateaus(row, t, cfg["plateau_factor"])) for row in counts[i]]) for i in order])
+        nplat = np.array([np.mean([len(plateaus(row, t, cfg.plateau_factor)) for row in counts[i]]) for i in order])
         bad_t = int(np.sum(np.diff(tc) < 0)) + int(not tc[-1] > tc[0])
         bad_p = int(np.sum(np.diff(nplat) < 0)) + int(not nplat[-1] > nplat[0])
         bs = betas[order]
         out.append(compare("median collapse time grows with β", "GKPR 2024 (lifetimes e^{cβ})", 0, bad_t, 0, "non-decreasing in β, larger at max β than at min β", mode="le", detail=", ".join(f"β={b:g}: {v:.3g}" for b, v in zip(bs, tc))))
-        out.append(compare("number of plateaus grows with β", "GKPR 2024 (staircase)", 0, bad_p, 0, f"mean plateaus (k ≥ 2, t_end ≥ {cfg['plateau_factor']:g}·t_start) non-decreasing, strictly overall", mode="le", detail=", ".join(f"β={b:g}: {v:.2f}" for b, v in zip(bs, nplat))))
+        out.append(compare("number of plateaus grows with β", "GKPR 2024 (staircase)", 0, bad_p, 0, f"mean plateaus (k ≥ 2, t_end ≥ {cfg.plateau_factor:g}·t_start) non-decreasing, strictly overall", mode="le", detail=", ".join(f"β={b:g}: {v:.2f}" for b, v in zip(bs, nplat))))
 
-    low = betas <= cfg["collapse_beta"]
+    low = betas <= cfg.collapse_beta
     if low.any():
         final = counts[low][..., -1]
-        out.append(compare(f"collapse to one cluster by T for β ≤ {cfg['collapse_beta']:g}", "GLPR Thm 4.3 / Fig. 4", 1, int(final.max()), 0, "every realization has one cluster at T", mode="le"))
+        out.append(compare(f"collapse to one cluster by T for β ≤ {cfg.collapse_beta:g}", "GLPR Thm 4.3 / Fig. 4", 1, int(final.max()), 0, "every realization has one cluster at T", mode="le"))
 
     rows, skipped, used = [], 0, 0
     r_grid = float(t[-1] / t[-2])
-    phi_link = math.acos(1.0 - cfg["delta"])
+    phi_link = math.acos(1.0 - cfg.delta)
     for i, b in enumerate(betas):
         th = ds["theta"].isel(beta=i).values  # (R, t, n)
         tcol = collapse_times(counts[i], t)
@@ -336,7 +324,7 @@ def checks(ds):
             for k in two:  # first save of the two-cluster state where both clusters are tight (radius ≤ φ/20)
                 if np.isfinite(tcol[r]) and t[k] > tcol[r]:
                     break
-                cand = two_clusters(th[r, k], cfg["delta"])
+                cand = two_clusters(th[r, k], cfg.delta)
                 if cand is not None and cand[2] <= cand[1] / 20 and cand[1] > phi_link:
                     red, a = cand, k
                     break
@@ -344,7 +332,7 @@ def checks(ds):
                 skipped += 1
                 continue
             m, phi, _ = red
-            tp = t[a] + float(theory.two_cluster_merge_time(phi, phi_link, float(b), m, cfg["model"]))
+            tp = t[a] + float(theory.two_cluster_merge_time(phi, phi_link, float(b), m, cfg.model))
             used += 1
             if np.isfinite(tcol[r]):
                 err = max(math.log(tp / tcol[r]), math.log(tcol[r] / (tp * r_grid)), 0.0) - math.log(1.02)
@@ -368,6 +356,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.solver_dict(),
-    module_file=__file__,
 )

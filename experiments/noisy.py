@@ -32,7 +32,6 @@ closed form is claimed.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax
@@ -40,39 +39,35 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow.attention import Attention
-from sinkflow.checks import compare, richardson_inverse_n, status_check, worst_case
+from sinkflow.checks import compare, worst_case
+from sinkflow.estimators import richardson_inverse_n
 from sinkflow.fields import attention_field
 from sinkflow.noise import kuramoto_branch, order_parameter, solve_sde
+from sinkflow.options import float_dtype, time_grid
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.sphere import uniform
-from sinkflow.study import Study, StudyConfig, check_values, param, require
-from sinkflow.studykit import float_dtype, new_figure, save_figure, time_grid
+from sinkflow.study import Study, StudyConfig, param, require
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(StudyConfig):
-    kappa: tuple = param((0.5, 1.0, 1.5, 2.5, 3.0, 4.0, 6.0), "inverse noise level κ (noise √(2/κ) dW)", swept=True, kind=float)
-    beta: tuple = param((0.0,), "inverse temperature β of the USA drift", swept=True, kind=float)
-    n: tuple = param((200, 400), "tokens", swept=True, static=True, kind=int)
-    dt: tuple = param((0.04, 0.02), "Euler–Maruyama step(s); two values give the time-step error estimate", swept=True, static=True, kind=float)
-    d: int = param(2, "dimension (the closed forms are for d = 2)", kind=int)
+    kappa: tuple = param((0.5, 1.0, 1.5, 2.5, 3.0, 4.0, 6.0), "inverse noise level κ (noise √(2/κ) dW)", swept=True, kind=float, lo=0.0, open="lo")
+    beta: tuple = param((0.0,), "inverse temperature β of the USA drift", swept=True, kind=float, lo=0.0)
+    n: tuple = param((200, 400), "tokens", swept=True, static=True, kind=int, lo=2)
+    dt: tuple = param((0.04, 0.02), "Euler–Maruyama step(s); two values give the time-step error estimate", swept=True, static=True, kind=float, lo=0.0, open="lo")
+    d: int = param(2, "dimension (the closed forms are for d = 2)", kind=int, lo=2)
     T: float = param(60.0, "final time; statistics over [T/2, T]", kind=float)
-    n_times: int = param(121, "save times in [0, T]", kind=int)
-    realizations: int = param(4, "independent clouds (and Brownian paths) per cell", kind=int)
+    n_times: int = param(121, "save times in [0, T]", kind=int, lo=4)
+    realizations: int = param(4, "independent clouds (and Brownian paths) per cell", kind=int, lo=2)
     dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
 
     def __post_init__(self):
         super().__post_init__()
-        check_values("kappa", self.kappa, lo=0.0, lo_open=True)
-        check_values("beta", self.beta, lo=0.0)
-        check_values("n", self.n, lo=2, integer=True)
-        check_values("dt", self.dt, lo=0.0, lo_open=True)
-        require(self.d >= 2, f"--d must be ≥ 2, got {self.d}.")
         require(self.T > 0 and max(self.dt) < self.T, f"--T must be > 0 and larger than every --dt, got T={self.T}, dt={max(self.dt)}.")
-        require(self.n_times >= 4, f"--n-times must be ≥ 4, got {self.n_times}.")
-        require(self.realizations >= 2, f"--realizations must be ≥ 2 (standard errors), got {self.realizations}.")
 
 
 PRESETS = {
+    "tiny": {"n": (50, 100), "realizations": 4, "kappa": (0.5, 4.0), "dt": (0.05, 0.025), "T": 20.0, "n_times": 21},
     "paper": {"kappa": (0.5, 1.0, 1.5, 1.8, 2.2, 2.5, 3.0, 4.0, 6.0, 10.0), "beta": (0.0, 0.5, 1.0, 2.0), "n": (500, 1000), "dt": (0.02, 0.01), "T": 200.0, "n_times": 201, "realizations": 8},
     "small": {"n": (100, 200), "realizations": 8},
 }
@@ -111,12 +106,8 @@ def coords(cfg: Config):
     return {"t": time_grid(cfg.T, cfg.n_times)}
 
 
-def _cfg(ds):
-    return json.loads(ds.attrs["config"])
 
-
-def plot(ds, outdir):
-    cfg = _cfg(ds)
+def plot(ds, cfg, outdir):
     kap = ds["kappa"].values
     nmax, dtmin = ds["n"].values.max(), ds["dt"].values.min()
     fig, axes = new_figure(1, 2, size=(4.8, 3.6))
@@ -124,13 +115,13 @@ def plot(ds, outdir):
     for k, b in enumerate(ds["beta"].values):
         sel = ds.sel(beta=b, n=nmax, dt=dtmin)
         ax.errorbar(kap, sel["r_mean"].values, yerr=2 * sel["r_mean_se"].values, fmt="o", ms=4, color=f"C{k}", label=f"β = {b:g} (n = {int(nmax)})")
-    if cfg["d"] == 2:
+    if cfg.d == 2:
         fine = np.linspace(min(kap.min(), 0.5), max(kap.max(), 3.0), 300)
         ax.plot(fine, [kuramoto_branch(k) for k in fine], "k-", lw=1, label="r* = I₁(κr*)/I₀(κr*)")
         ax.axvline(2.0, color="k", ls=":", lw=0.8)
     ax.set_xlabel("κ")
     ax.set_ylabel("⟨r⟩ over [T/2, T]")
-    ax.set_title(f"order parameter, d = {cfg['d']}, dt = {dtmin:g}", fontsize=9)
+    ax.set_title(f"order parameter, d = {cfg.d}, dt = {dtmin:g}", fontsize=9)
     ax.legend(fontsize=7)
     ax = axes[0][1]
     t = ds["t"].values
@@ -160,10 +151,9 @@ def plt_color(k, m):
     return colormaps["viridis"](k / max(m - 1, 1))
 
 
-def checks(ds):
-    cfg = _cfg(ds)
-    out = [status_check(ds, "the long-time statistics")]
-    if cfg["d"] != 2 or 0.0 not in ds["beta"].values:
+def checks(ds, cfg):
+    out = []
+    if cfg.d != 2 or 0.0 not in ds["beta"].values:
         return out
     nvals = ds["n"].values.astype(float)
     dts = np.sort(ds["dt"].values)
@@ -221,6 +211,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: {"method": "euler-maruyama (Itô, projected)", "brownian": "VirtualBrownianTree"},
-    module_file=__file__,
 )

@@ -23,31 +23,31 @@ import numpy as np
 
 from sinkflow import theory
 from sinkflow.attention import Attention
-from sinkflow.checks import compare, status_check
+from sinkflow.checks import compare
 from sinkflow.fields import attention_field
 from sinkflow.observables import offdiag_cosine_stats
+from sinkflow.options import PreciseSolverOptions, float_dtype, time_grid
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve
 from sinkflow.sphere import normalize, orthonormal_frame
 from sinkflow.study import Study, param, require
-from sinkflow.studykit import PreciseSolverFields, float_dtype, new_figure, save_figure, time_grid, validate_common
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(PreciseSolverFields):
+class Config(PreciseSolverOptions):
     model: tuple = param(("sa", "usa"), "dynamics: sa (softmax) and/or usa (1/n)", swept=True, static=True, kind=str, choices=theory.MODELS)
-    n: tuple = param((8,), "number of tokens (n ≤ d)", swept=True, static=True, kind=int)
-    beta: tuple = param((0.0, 0.5, 1.0, 2.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float)
-    d: int = param(16, "ambient dimension (≥ every n)", kind=int)
-    T: float = param(10.0, "final time", kind=float)
-    n_times: int = param(101, "number of save times in [0, T]", kind=int)
-
+    n: tuple = param((8,), "number of tokens (n ≤ d)", swept=True, static=True, kind=int, lo=2)
+    beta: tuple = param((0.0, 0.5, 1.0, 2.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
+    d: int = param(16, "ambient dimension (≥ every n)", kind=int, lo=2)
+    T: float = param(10.0, "final time", kind=float, lo=0.0, open="lo")
+    n_times: int = param(101, "number of save times in [0, T]", kind=int, lo=2)
     def __post_init__(self):
         super().__post_init__()
-        validate_common(self)
         require(self.d >= max(self.n), f"--d {self.d}: an orthonormal frame of n tokens needs d ≥ n = {max(self.n)}.")
 
 
-PRESETS = {"paper": {"n": (8, 32), "d": 32, "beta": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), "T": 20.0, "n_times": 201}, "small": {}}
+PRESETS = {
+    "tiny": {"n": (3,), "d": 4, "beta": (0.0, 1.0), "T": 2.0, "n_times": 11},"paper": {"n": (8, 32), "d": 32, "beta": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), "T": 20.0, "n_times": 201}, "small": {}}
 
 
 def make_cell(cfg: Config, static: dict):
@@ -86,7 +86,7 @@ def _tol(ds) -> float:
     return 1e-8 if ds.attrs.get("precision") == "float64" else 1e-4
 
 
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     t = ds["t"].values
     ode = _ode(ds)
     paths = []
@@ -112,11 +112,11 @@ def plot(ds, outdir):
     return paths
 
 
-def checks(ds):
+def checks(ds, cfg):
     ode = _ode(ds)
     tol = _tol(ds)
     reason = "adaptive solver at rtol 1e-10 vs ODE at 1e-12" if tol < 1e-6 else "float32 round-off"
-    out = [status_check(ds, "the comparison")]
+    out = []
     dev = np.abs(ds["gamma"].values - ode)
     worst = np.unravel_index(np.nanargmax(dev), dev.shape)
     out.append(
@@ -153,7 +153,5 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.solver_dict(),
-    module_file=__file__,
 )
 

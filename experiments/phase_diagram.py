@@ -22,7 +22,6 @@ Checks
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax
@@ -32,33 +31,33 @@ import numpy as np
 from sinkflow import theory
 from sinkflow.attention import Attention
 from sinkflow.batching import default_piece, map_batches
-from sinkflow.checks import compare, status_check
+from sinkflow.checks import compare
+from sinkflow.estimators import transition_times
 from sinkflow.fields import attention_field, attention_field_unnormalized
 from sinkflow.grid import parse_grid
 from sinkflow.observables import close_pair_fraction
+from sinkflow.options import SolverOptions, float_dtype, time_grid
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve, with_finiteness
 from sinkflow.sphere import normalize, uniform
 from sinkflow.study import Study, param
-from sinkflow.studykit import SolverFields, float_dtype, new_figure, save_figure, time_grid, validate_common
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SolverFields):
-    d: tuple = param((2, 8, 32, 128, 512, 1024), "ambient dimension (sphere S^{d-1})", swept=True, static=True, kind=int)
-    n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int)
-    beta: tuple = param(parse_grid("lin:0:9:46"), "inverse temperature β ≥ 0", swept=True, kind=float)
-    delta: float = param(1e-3, "closeness threshold: pairs with ⟨x_i,x_j⟩ ≥ 1 − δ", kind=float)
-    T: float = param(30.0, "final time", kind=float)
-    n_times: int = param(301, "number of save times in [0, T]", kind=int)
-    realizations: int = param(1024, "i.i.d. uniform starts per cell", kind=int)
+class Config(SolverOptions):
+    d: tuple = param((2, 8, 32, 128, 512, 1024), "ambient dimension (sphere S^{d-1})", swept=True, static=True, kind=int, lo=2)
+    n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int, lo=2)
+    beta: tuple = param(parse_grid("lin:0:9:46"), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
+    delta: float = param(1e-3, "closeness threshold: pairs with ⟨x_i,x_j⟩ ≥ 1 − δ", kind=float, lo=0.0, hi=1.0, open="both")
+    T: float = param(30.0, "final time", kind=float, lo=0.0, open="lo")
+    n_times: int = param(301, "number of save times in [0, T]", kind=int, lo=2)
+    realizations: int = param(1024, "i.i.d. uniform starts per cell", kind=int, lo=1)
     model: str = param("sa", "dynamics: sa (softmax) or usa (1/n)", kind=str, choices=("sa", "usa"))
 
-    def __post_init__(self):
-        super().__post_init__()
-        validate_common(self)
 
 
 PRESETS = {
+    "tiny": {"d": (3, 4), "beta": (0.0, 1.0), "realizations": 4, "n": (4,), "T": 12.0, "n_times": 25},
     "paper": {},
     "small": {"d": (2, 8, 32, 128), "beta": (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0), "realizations": 64},
 }
@@ -108,25 +107,7 @@ def coords(cfg: Config):
     return {"t": time_grid(cfg.T, cfg.n_times)}
 
 
-def transition_times(P: np.ndarray, t: np.ndarray, level: float = 0.5) -> np.ndarray:
-    """First time P(t) ≥ level (linear interpolation), NaN if never; P has time as its last axis."""
-    P = np.asarray(P)
-    out = np.full(P.shape[:-1], np.nan)
-    for idx in np.ndindex(*P.shape[:-1]):
-        p = P[idx]
-        k = np.flatnonzero(p >= level)
-        if k.size == 0:
-            continue
-        k = k[0]
-        if k == 0:
-            out[idx] = t[0]
-        else:
-            f = (level - p[k - 1]) / (p[k] - p[k - 1])
-            out[idx] = t[k - 1] + f * (t[k] - t[k - 1])
-    return out
-
-
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     t = ds["t"].values
     betas = ds["beta"].values
     paths = []
@@ -134,7 +115,7 @@ def plot(ds, outdir):
         dims = ds["d"].values
         fig, axes = new_figure(1, len(dims), size=(3.0, 2.8), sharey=True)
         fine = np.linspace(float(np.min(betas)), float(np.max(betas)), 200)
-        tstar = np.asarray(theory.transition_time(fine, float(n), _delta(ds), _model(ds)))
+        tstar = np.asarray(theory.transition_time(fine, float(n), cfg.delta, cfg.model))
         for ax, d in zip(axes[0], dims):
             P = ds["P"].sel(d=d, n=n).values  # (beta, t)
             mesh = ax.pcolormesh(t, betas, P, vmin=0, vmax=1, cmap="viridis", shading="nearest")
@@ -150,22 +131,12 @@ def plot(ds, outdir):
     return paths
 
 
-def _delta(ds) -> float:
-    return float(json.loads(ds.attrs["config"])["delta"])
-
-
-def _model(ds) -> str:
-    return json.loads(ds.attrs["config"])["model"]
-
-
-def checks(ds):
-    cfg = json.loads(ds.attrs["config"])
-    delta, T, model = float(cfg["delta"]), float(cfg["T"]), cfg["model"]
+def checks(ds, cfg):
+    delta, T, model = float(cfg.delta), float(cfg.T), cfg.model
     t = ds["t"].values
     dt_save = float(t[1] - t[0])
     betas = ds["beta"].values
     out = []
-    out.append(status_check(ds, "the figure"))
 
     def band(tstar, d):
         """Finite-d spread of the empirical transition time around t* (one save interval added)."""
@@ -230,7 +201,5 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=solver_of,
-    module_file=__file__,
 )
 

@@ -37,7 +37,6 @@ Checks
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax
@@ -46,14 +45,16 @@ import numpy as np
 
 from sinkflow import theory
 from sinkflow.attention import Attention, random_matrix
-from sinkflow.checks import compare, status_check, window_log_slope, worst_case
+from sinkflow.checks import compare, worst_case
+from sinkflow.estimators import window_log_slope
 from sinkflow.fields import attention_field
 from sinkflow.grid import parse_grid
 from sinkflow.observables import close_pair_fraction, one_minus_cosine
+from sinkflow.options import SolverOptions, float_dtype, time_grid
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve, solve_layers, with_finiteness
 from sinkflow.sphere import normalize, uniform
 from sinkflow.study import Study, param, require
-from sinkflow.studykit import SolverFields, float_dtype, new_figure, save_figure, time_grid, validate_common
 
 WEIGHTS = ("identity", "qk-gaussian", "qk-goe", "v-wishart", "v-qk", "v-minus-qk", "layerwise")
 V_IDENTITY = ("identity", "qk-gaussian", "qk-goe", "layerwise")
@@ -61,28 +62,28 @@ GAP_WINDOW = (1e-24, 1e-10)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SolverFields):
-    d: tuple = param((2, 8, 32, 128), "ambient dimension (sphere S^{d-1})", swept=True, static=True, kind=int)
-    n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int)
+class Config(SolverOptions):
+    d: tuple = param((2, 8, 32, 128), "ambient dimension (sphere S^{d-1})", swept=True, static=True, kind=int, lo=2)
+    n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int, lo=2)
     weights: tuple = param(WEIGHTS, f"random weights: {', '.join(WEIGHTS)}", swept=True, static=True, kind=str, choices=WEIGHTS)
-    beta: tuple = param(parse_grid("lin:0:9:19"), "inverse temperature β ≥ 0", swept=True, kind=float)
-    delta: float = param(1e-3, "closeness threshold: pairs with ⟨x_i,x_j⟩ ≥ 1 − δ", kind=float)
-    T: float = param(30.0, "final time (an integer number of layers for --weights layerwise)", kind=float)
-    n_times: int = param(301, "number of save times in [0, T]", kind=int)
-    realizations: int = param(256, "i.i.d. starts (each with its own weights) per cell", kind=int)
+    beta: tuple = param(parse_grid("lin:0:9:19"), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
+    delta: float = param(1e-3, "closeness threshold: pairs with ⟨x_i,x_j⟩ ≥ 1 − δ", kind=float, lo=0.0, hi=1.0, open="both")
+    T: float = param(30.0, "final time (an integer number of layers for --weights layerwise)", kind=float, lo=0.0, open="lo")
+    n_times: int = param(301, "number of save times in [0, T]", kind=int, lo=2)
+    realizations: int = param(256, "i.i.d. starts (each with its own weights) per cell", kind=int, lo=1)
     model: str = param("sa", "dynamics: sa (softmax) or usa (1/n)", kind=str, choices=("sa", "usa"))
     v_scale: str = param("d", "V = GGᵀ/d (d) or GGᵀ/√d (sqrt-d) for --weights v-wishart", kind=str, choices=("d", "sqrt-d"))
     dtype: str = param("float64", "floating point precision (float64: the e^{−2t} check reads gaps down to 1e-24)", kind=str, choices=("float32", "float64"))
 
     def __post_init__(self):
         super().__post_init__()
-        validate_common(self)
         if "layerwise" in self.weights:
             require(float(self.T).is_integer(), f"--weights layerwise redraws weights every unit of time; --T must be an integer, got {self.T}.")
             require((self.n_times - 1) % int(self.T) == 0, f"--weights layerwise needs the same saves in every layer: (n_times − 1) must be a multiple of T, got n_times={self.n_times}, T={self.T}.")
 
 
 PRESETS = {
+    "tiny": {"d": (4,), "beta": (0.0, 2.0), "realizations": 3, "n": (3,), "weights": ("qk-goe", "layerwise"), "T": 20.0, "n_times": 41},
     "paper": {},
     "small": {"d": (8, 32), "beta": (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0), "realizations": 16},
 }
@@ -155,12 +156,8 @@ def coords(cfg: Config):
     return {"t": time_grid(cfg.T, cfg.n_times), "realization": np.arange(cfg.realizations)}
 
 
-def _cfg(ds) -> dict:
-    return json.loads(ds.attrs["config"])
 
-
-def plot(ds, outdir):
-    cfg = _cfg(ds)
+def plot(ds, cfg, outdir):
     t = ds["t"].values
     betas = ds["beta"].values
     kinds = list(ds["weights"].values)
@@ -169,7 +166,7 @@ def plot(ds, outdir):
     for n in ds["n"].values:
         fig, axes = new_figure(len(kinds), len(dims), size=(2.8, 2.2), sharex=True, sharey=True)
         fine = np.linspace(float(np.min(betas)), float(np.max(betas)), 200)
-        tstar = np.asarray(theory.transition_time(fine, float(n), cfg["delta"], cfg["model"]))
+        tstar = np.asarray(theory.transition_time(fine, float(n), cfg.delta, cfg.model))
         for r, kind in enumerate(kinds):
             for c, d in enumerate(dims):
                 ax = axes[r][c]
@@ -213,10 +210,9 @@ def _slope_rows(ds, cfg):
     return rows, reached
 
 
-def checks(ds):
-    cfg = _cfg(ds)
-    out = [status_check(ds, "the figure and checks")]
-    if cfg["model"] != "sa":
+def checks(ds, cfg):
+    out = []
+    if cfg.model != "sa":
         return out
     rows, reached = _slope_rows(ds, cfg)
     if reached:
@@ -249,6 +245,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.solver_dict(),
-    module_file=__file__,
 )

@@ -60,7 +60,6 @@ loop needs ~25.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax
@@ -68,47 +67,43 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow import heat_theory
-from sinkflow.checks import compare, richardson_inverse_n, sinkhorn_check, status_check, worst_case
+from sinkflow.checks import compare, sinkhorn_check, worst_case
 from sinkflow.entropy import kl_entropy
+from sinkflow.estimators import richardson_inverse_n
 from sinkflow.fields import HeatFlow, heat_field, sq_distances
+from sinkflow.options import SinkhornOptions, SolverOptions, float_dtype, time_grid
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.sinkhorn import Sinkhorn, sinkhorn
 from sinkflow.solve import solve, with_finiteness
-from sinkflow.study import Study, check_values, param, require
-from sinkflow.studykit import SinkhornFields, SolverFields, float_dtype, new_figure, save_figure, time_grid, validate_common
+from sinkflow.study import Study, param, require
 
 NORMALIZERS = ("sinkhorn", "softmax")
 STARTS = ("whitened", "iid")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SolverFields, SinkhornFields):
+class Config(SolverOptions, SinkhornOptions):
     normalizer: tuple = param(NORMALIZERS, "attention normaliser: sinkhorn (Sinkformer) or softmax (mean shift)", swept=True, static=True, kind=str, choices=NORMALIZERS)
-    dim: tuple = param((2,), "dimension of R^dim", swept=True, static=True, kind=int)
-    n: tuple = param((250, 500, 1000), "particles per cloud", swept=True, static=True, kind=int)
-    epsilon: tuple = param((0.1, 0.2, 0.4), "kernel width ε (also the 1/ε time scaling)", swept=True, kind=float)
-    s0: float = param(1.0, "initial per-coordinate variance", kind=float)
+    dim: tuple = param((2,), "dimension of R^dim", swept=True, static=True, kind=int, lo=1)
+    n: tuple = param((250, 500, 1000), "particles per cloud", swept=True, static=True, kind=int, lo=2)
+    epsilon: tuple = param((0.1, 0.2, 0.4), "kernel width ε (also the 1/ε time scaling)", swept=True, kind=float, lo=0.0, open="lo")
+    s0: float = param(1.0, "initial per-coordinate variance", kind=float, lo=0.0, open="lo")
     start: str = param("whitened", "initial cloud: iid N(0, s₀I) samples, or whitened (moment-matched: empirical mean 0, covariance s₀I exactly)", kind=str, choices=STARTS)
-    width: float = param(1.0, "kernel exp(−‖x−y‖²/(wε)); 1 = MATH.md, 4 = SINK's ∂ρ = Δρ form", kind=float)
-    T: float = param(1.0, "final time", kind=float)
-    n_times: int = param(11, "number of save times in [0, T]", kind=int)
-    realizations: int = param(8, "i.i.d. clouds per cell", kind=int)
+    width: float = param(1.0, "kernel exp(−‖x−y‖²/(wε)); 1 = MATH.md, 4 = SINK's ∂ρ = Δρ form", kind=float, lo=0.0, open="lo")
+    T: float = param(1.0, "final time", kind=float, lo=0.0, open="lo")
+    n_times: int = param(11, "number of save times in [0, T]", kind=int, lo=2)
+    realizations: int = param(8, "i.i.d. clouds per cell", kind=int, lo=2)
     iterations: int = param(20000, "max Sinkhorn normalisations (Gaussian tails converge slowly at small ε)", kind=int)
     dt: float = param(0.05, "step size (fixed methods) or first step (adaptive)", kind=float)
     dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
 
     def __post_init__(self):
         super().__post_init__()
-        validate_common(self)
-        check_values("dim", self.dim, lo=1, integer=True)
-        check_values("epsilon", self.epsilon, lo=0.0, lo_open=True)
-        check_values("s0", self.s0, lo=0.0, lo_open=True)
-        check_values("width", self.width, lo=0.0, lo_open=True)
-        require(self.start in STARTS, f"--start: {self.start!r} is not known; use {', '.join(STARTS)}.")
         require(self.start != "whitened" or min(self.n) > max(self.dim), f"--start whitened needs n > dim for every cell (a full-rank covariance), got n={min(self.n)}, dim={max(self.dim)}.")
-        require(self.realizations >= 2, f"--realizations must be ≥ 2 (standard errors), got {self.realizations!r}.")
 
 
 PRESETS = {
+    "tiny": {"dim": (1,), "n": (60, 120, 240), "epsilon": (0.5,), "realizations": 4, "n_times": 3, "T": 0.5, "dt": 0.125},
     "paper": {"dim": (1, 2, 3), "n": (500, 1000, 2000), "epsilon": (0.05, 0.1, 0.2, 0.4, 0.8), "T": 2.0, "n_times": 21, "realizations": 16},
     "small": {"dim": (1,), "n": (100, 200, 400, 800), "epsilon": (0.3, 0.6), "realizations": 8, "n_times": 6},
 }
@@ -191,20 +186,15 @@ def coords(cfg: Config):
     return {"t": time_grid(cfg.T, cfg.n_times)}
 
 
-def _cfg(ds):
-    return json.loads(ds.attrs["config"])
 
-
-def _ode(ds, normalizer, eps):
-    cfg = _cfg(ds)
+def _ode(ds, cfg, normalizer, eps):
     t = ds["t"].values
-    return np.asarray(heat_theory.variance_path(float(cfg["s0"]), float(eps), t, normalizer, float(cfg["width"])))
+    return np.asarray(heat_theory.variance_path(float(cfg.s0), float(eps), t, normalizer, float(cfg.width)))
 
 
-def plot(ds, outdir):
-    cfg = _cfg(ds)
+def plot(ds, cfg, outdir):
     t = ds["t"].values
-    w, s0 = float(cfg["width"]), float(cfg["s0"])
+    w, s0 = float(cfg.width), float(cfg.s0)
     paths = []
     for dim in ds["dim"].values:
         norms = ds["normalizer"].values
@@ -214,7 +204,7 @@ def plot(ds, outdir):
             for k, eps in enumerate(ds["epsilon"].values):
                 sel = ds.sel(dim=dim, normalizer=nm, epsilon=eps, n=nmax)
                 ax.errorbar(t, sel["var"].values, yerr=2 * sel["var_se"].values, fmt="o", ms=3, color=f"C{k}", label=f"ε={eps:g}")
-                ax.plot(t, _ode(ds, nm, eps), color=f"C{k}", lw=1)
+                ax.plot(t, _ode(ds, cfg, nm, eps), color=f"C{k}", lw=1)
             rate = heat_theory.heat_limit_rate(str(nm), w)
             ax.plot(t, s0 + rate * t, "k--", lw=1, label=f"heat: s₀ + {rate:g}t")
             ax.set_title(f"{nm} (n = {int(nmax)}, dim = {int(dim)})")
@@ -250,19 +240,18 @@ def kernel_neighbours(n, dim, eps, width: float = 1.0, s0: float = 1.0) -> float
     return float(n) * (width * float(eps) / (width * float(eps) + 4.0 * s0)) ** (float(dim) / 2.0)
 
 
-def _neighbours(ds, dim, eps) -> float:
+def _neighbours(ds, cfg, dim, eps) -> float:
     """:func:`kernel_neighbours` of a cell at the largest n of the sweep."""
-    cfg = _cfg(ds)
-    return kernel_neighbours(np.max(ds["n"].values), dim, eps, float(cfg["width"]), float(cfg["s0"]))
+    return kernel_neighbours(np.max(ds["n"].values), dim, eps, float(cfg.width), float(cfg.s0))
 
 
-def _cells(ds, resolved: bool | None = None):
+def _cells(ds, cfg, resolved: bool | None = None):
     """(normalizer, dim, ε, final-time selection) per cell; with ``resolved`` True/False only the cells
     whose largest n does/does not reach MIN_NEIGHBOURS kernel neighbours."""
     for nm in ds["normalizer"].values:
         for dim in ds["dim"].values:
             for eps in ds["epsilon"].values:
-                if resolved is None or (_neighbours(ds, dim, eps) >= MIN_NEIGHBOURS) == resolved:
+                if resolved is None or (_neighbours(ds, cfg, dim, eps) >= MIN_NEIGHBOURS) == resolved:
                     yield nm, dim, eps, ds.sel(normalizer=nm, dim=dim, epsilon=eps).isel(t=-1)
 
 
@@ -277,35 +266,34 @@ def _misfit(values, se, nvals, pred):
     return abs(y - pred) - model - 4 * e, f"{y:.4f} ± {e:.4f} (extrapolation error {model:.4f})"
 
 
-def _unresolved(ds) -> str:
-    cells = [(int(d), float(e)) for d in ds["dim"].values for e in ds["epsilon"].values if _neighbours(ds, d, e) < MIN_NEIGHBOURS]
+def _unresolved(ds, cfg) -> str:
+    cells = [(int(d), float(e)) for d in ds["dim"].values for e in ds["epsilon"].values if _neighbours(ds, cfg, d, e) < MIN_NEIGHBOURS]
     if not cells:
         return ""
-    listed = ", ".join(f"dim={d} ε={e:g} (m={_neighbours(ds, d, e):.1f})" for d, e in cells)
+    listed = ", ".join(f"dim={d} ε={e:g} (m={_neighbours(ds, cfg, d, e):.1f})" for d, e in cells)
     return f"; not checked, fewer than {MIN_NEIGHBOURS:g} kernel neighbours at n = {int(np.max(ds['n'].values))}: {listed}"
 
 
-def checks(ds):
-    cfg = _cfg(ds)
-    T, w, s0 = float(cfg["T"]), float(cfg["width"]), float(cfg["s0"])
+def checks(ds, cfg):
+    T, w, s0 = float(cfg.T), float(cfg.width), float(cfg.s0)
     nvals = ds["n"].values.astype(float)
-    out = [status_check(ds, "the heat-flow runs")]
+    out = []
 
     def variance_rows():
-        for nm, dim, eps, sel in _cells(ds, resolved=True):
-            pred = float(_ode(ds, nm, eps)[-1])
+        for nm, dim, eps, sel in _cells(ds, cfg, resolved=True):
+            pred = float(_ode(ds, cfg, nm, eps)[-1])
             miss, text = _misfit(sel["var"].values, sel["var_se"].values, nvals, pred)
             yield miss, f"{nm}, dim={int(dim)}, ε={eps:g}: s_∞(T) = {text} vs ODE {pred:.4f}"
 
-    skipped = _unresolved(ds)
+    skipped = _unresolved(ds, cfg)
     worst, detail = worst_case(variance_rows())
     out.append(compare("variance follows ds/dt = (2/ε)(1 − λ)s", "MATH.md §2 (derived)", 0.0, worst, 0.0,
                        f"|s_∞(T) − s_ODE(T)| − (Richardson error + 4se), n → ∞ on the two largest n, cells with ≥ {MIN_NEIGHBOURS:g} kernel neighbours",
                        mode="le", detail=detail + skipped))
 
     def shrink_rows():
-        for nm, dim, eps, sel in _cells(ds):
-            gap = np.abs(sel["var"].values - float(_ode(ds, nm, eps)[-1]))
+        for nm, dim, eps, sel in _cells(ds, cfg):
+            gap = np.abs(sel["var"].values - float(_ode(ds, cfg, nm, eps)[-1]))
             slack = 4 * np.hypot(sel["var_se"].values[1:], sel["var_se"].values[:-1])
             yield float(np.max(np.diff(gap) - slack, initial=-np.inf)), f"{nm}, dim={int(dim)}, ε={eps:g}: |s_n(T) − s_ODE(T)| = {np.array2string(gap, precision=4)} for n = {nvals.astype(int).tolist()}"
 
@@ -316,13 +304,13 @@ def checks(ds):
     if "sinkhorn" in ds["normalizer"].values:
         rate = heat_theory.heat_limit_rate("sinkhorn", w)
         for dim in ds["dim"].values:
-            resolved = [e for e in ds["epsilon"].values if _neighbours(ds, dim, e) >= MIN_NEIGHBOURS]
+            resolved = [e for e in ds["epsilon"].values if _neighbours(ds, cfg, dim, e) >= MIN_NEIGHBOURS]
             if not resolved:
                 continue  # listed by the variance check
             eps = float(np.min(resolved))  # the smallest ε whose cell the particles resolve
             sel = ds.sel(normalizer="sinkhorn", dim=dim, epsilon=eps).isel(t=-1)
             v, se, model = _extrapolate(sel["var"].values, sel["var_se"].values, nvals)
-            gap = abs((float(_ode(ds, "sinkhorn", eps)[-1]) - s0) / T - rate)
+            gap = abs((float(_ode(ds, cfg, "sinkhorn", eps)[-1]) - s0) / T - rate)
             out.append(compare(f"heat limit: rate → w/2 (dim={int(dim)}, ε={eps:g})", "SINK Thm 1 / MATH.md §2", rate, (v - s0) / T, gap + (model + 4 * se) / T,
                                "finite-ε ODE gap + (Richardson error + 4se)/T", detail=f"ODE gap at this ε: {gap:.4f}"))
     dH = ds["entropy"].diff("t")
@@ -331,8 +319,8 @@ def checks(ds):
     out.append(compare("KL entropy non-decreasing", "heat equation (SINK Thm 1)", 0.0, zmin, 4.0, "smallest ΔĤ between saves, in standard errors (≥ −4)", mode="ge"))
 
     def entropy_rows():
-        for nm, dim, eps, sel in _cells(ds, resolved=True):
-            pred = 0.5 * float(dim) * math.log(float(_ode(ds, nm, eps)[-1]) / s0)
+        for nm, dim, eps, sel in _cells(ds, cfg, resolved=True):
+            pred = 0.5 * float(dim) * math.log(float(_ode(ds, cfg, nm, eps)[-1]) / s0)
             miss, text = _misfit(sel["entropy_gain"].values, sel["entropy_gain_se"].values, nvals, pred)
             yield miss, f"{nm}, dim={int(dim)}, ε={eps:g}: ΔĤ_∞(T) = {text} vs Gaussian {pred:.4f}"
 
@@ -341,7 +329,7 @@ def checks(ds):
                        f"|ΔĤ_∞(T) − (dim/2)log(s_ODE(T)/s₀)| − (Richardson error + 4se), cells with ≥ {MIN_NEIGHBOURS:g} kernel neighbours",
                        mode="le", detail=detail + skipped))
     if "sinkhorn" in ds["normalizer"].values:
-        out.append(sinkhorn_check(ds, cfg["threshold"], normalizer="sinkhorn"))
+        out.append(sinkhorn_check(ds, cfg.threshold, normalizer="sinkhorn"))
     return out
 
 
@@ -360,7 +348,5 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: {**cfg.solver_dict(), **cfg.sinkhorn_dict()},
-    module_file=__file__,
     cell_bytes=cell_bytes,
 )

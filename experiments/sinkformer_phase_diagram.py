@@ -24,7 +24,6 @@ The figure and the printed report say where the Sinkformer clusters (P(T) per β
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax
@@ -33,42 +32,39 @@ import numpy as np
 
 from sinkflow import theory
 from sinkflow.attention import Attention
-from sinkflow.checks import compare, sinkhorn_check, status_check
+from sinkflow.checks import compare, sinkhorn_check
 from sinkflow.entropy import kl_entropy
+from sinkflow.estimators import transition_times
 from sinkflow.fields import attention_field
 from sinkflow.observables import close_pair_fraction
+from sinkflow.options import SinkhornOptions, SolverOptions, float_dtype, time_grid
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.sinkhorn import sink_functional, sinkhorn
 from sinkflow.solve import solve, with_finiteness
 from sinkflow.sphere import normalize, uniform
-from sinkflow.study import Study, check_values, param
-from sinkflow.studykit import SinkhornFields, SolverFields, float_dtype, new_figure, save_figure, time_grid, validate_common
-
-from .phase_diagram import transition_times
+from sinkflow.study import Study, param
 
 MODELS = ("sa", "usa", "sinkformer")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SolverFields, SinkhornFields):
+class Config(SolverOptions, SinkhornOptions):
     model: tuple = param(MODELS, "dynamics: sa, usa, sinkformer", swept=True, static=True, kind=str, choices=MODELS)
-    d: tuple = param((2, 8, 32, 128), "ambient dimension", swept=True, static=True, kind=int)
-    n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int)
-    beta: tuple = param((0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0), "inverse temperature β ≥ 0", swept=True, kind=float)
-    epsilon: float = param(1.0, "Sinkhorn ε: kernel exp(β⟨x_i,x_j⟩/ε)", kind=float)
-    delta: float = param(1e-3, "closeness threshold: pairs with ⟨x_i,x_j⟩ ≥ 1 − δ", kind=float)
-    T: float = param(30.0, "final time", kind=float)
-    n_times: int = param(61, "number of save times in [0, T]", kind=int)
-    realizations: int = param(256, "i.i.d. uniform starts per cell", kind=int)
+    d: tuple = param((2, 8, 32, 128), "ambient dimension", swept=True, static=True, kind=int, lo=2)
+    n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int, lo=2)
+    beta: tuple = param((0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
+    epsilon: float = param(1.0, "Sinkhorn ε: kernel exp(β⟨x_i,x_j⟩/ε)", kind=float, lo=0.0, open="lo")
+    delta: float = param(1e-3, "closeness threshold: pairs with ⟨x_i,x_j⟩ ≥ 1 − δ", kind=float, lo=0.0, hi=1.0, open="both")
+    T: float = param(30.0, "final time", kind=float, lo=0.0, open="lo")
+    n_times: int = param(61, "number of save times in [0, T]", kind=int, lo=2)
+    realizations: int = param(256, "i.i.d. uniform starts per cell", kind=int, lo=1)
     threshold: float = param(1e-5, "Sinkhorn stopping threshold on the L1 marginal error", kind=float)
     iterations: int = param(5000, "max Sinkhorn normalisations per right-hand side", kind=int)
 
-    def __post_init__(self):
-        super().__post_init__()
-        validate_common(self)
-        check_values("epsilon", self.epsilon, lo=0.0, lo_open=True)
 
 
 PRESETS = {
+    "tiny": {"d": (2, 8), "beta": (0.0, 2.0), "realizations": 4, "T": 4.0, "n_times": 5, "n": (8,)},
     "paper": {"d": (2, 8, 32, 128, 512, 1024), "realizations": 1024, "n_times": 301},
     "small": {"d": (2, 8, 32), "beta": (0.0, 1.0, 2.0, 4.0, 6.0), "realizations": 16, "T": 15.0, "n_times": 31, "n": (16,)},
 }
@@ -127,7 +123,7 @@ def coords(cfg: Config):
     return {"t": time_grid(cfg.T, cfg.n_times)}
 
 
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     t = ds["t"].values
     betas = ds["beta"].values
     models = ds["model"].values
@@ -143,7 +139,7 @@ def plot(ds, outdir):
                 mesh = ax.pcolormesh(t, betas, ds["P"].sel(model=m, d=d, n=n).values, vmin=0, vmax=1, cmap="viridis", shading="nearest")
                 if m in ("sa", "usa"):
                     fine = np.linspace(float(betas.min()), float(betas.max()), 100)
-                    ax.plot(np.asarray(theory.transition_time(fine, float(n), float(json.loads(ds.attrs["config"])["delta"]), str(m))), fine, "w--", lw=1)
+                    ax.plot(np.asarray(theory.transition_time(fine, float(n), float(cfg.delta), str(m))), fine, "w--", lw=1)
                 ax.set_xlim(t[0], t[-1])
                 ax.set_title(f"{m}, d = {int(d)}", fontsize=9)
                 if c == 0:
@@ -172,14 +168,13 @@ def plot(ds, outdir):
     return paths
 
 
-def checks(ds):
-    cfg = json.loads(ds.attrs["config"])
-    out = [status_check(ds, "the figure")]
+def checks(ds, cfg):
+    out = []
     models = list(ds["model"].values)
     if 0.0 in ds["beta"].values and len(models) > 1:
         P0 = ds["P"].sel(beta=0.0).values  # model first
         gap = float(np.max(np.abs(P0 - P0[:1])))
-        tol = 1e-12 if cfg["dtype"] == "float64" else 1e-6
+        tol = 1e-12 if cfg.dtype == "float64" else 1e-6
         out.append(compare("β = 0: sa = usa = sinkformer", "W = 11ᵀ/n for every normalisation", 0.0, gap, tol, "same ODE from the same keys", mode="le"))
     if "sa" in models:
         t = ds["t"].values
@@ -189,15 +184,15 @@ def checks(ds):
                 continue
             d = max(big)
             betas = ds["beta"].values
-            tstar = np.asarray(theory.transition_time(np.asarray(betas, float), float(n), float(cfg["delta"]), "sa"))
+            tstar = np.asarray(theory.transition_time(np.asarray(betas, float), float(n), float(cfg.delta), "sa"))
             temp = transition_times(ds["P"].sel(model="sa", d=d, n=n).values, t)
             band = 2.0 * tstar / math.sqrt(d) + float(t[1] - t[0])
-            ok = tstar <= 0.8 * float(cfg["T"])
+            ok = tstar <= 0.8 * float(cfg.T)
             if ok.any():
                 miss = np.where(np.isnan(temp), np.inf, np.abs(temp - tstar) - band)[ok]
                 out.append(compare(f"SA transition on Γ (d={d}, n={int(n)})", "GLPR Thm 6.9", 0.0, float(np.max(miss)), 0.0, "|t_emp − t*| ≤ 2t*/√d + Δt_save", mode="le"))
     if "sinkformer" in models:
-        out.append(sinkhorn_check(ds, cfg["threshold"], model="sinkformer"))
+        out.append(sinkhorn_check(ds, cfg.threshold, model="sinkformer"))
         PT = ds["P"].sel(model="sinkformer").isel(t=-1)
         rows = [f"d={int(d)}: " + ", ".join(f"β={b:g}→{float(PT.sel(d=d, n=n, beta=b)):.2f}" for b in ds["beta"].values) for d in ds["d"].values for n in ds["n"].values]
         out.append(compare("report: Sinkformer P(close pair) at T", "GLPR Remark 3.5 (open)", 0.0, float(PT.max()), 1.0, "observation, no theorem", mode="le", detail="; ".join(rows)))
@@ -215,6 +210,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: {**cfg.solver_dict(), **cfg.sinkhorn_dict(), "epsilon": cfg.epsilon},
-    module_file=__file__,
 )

@@ -38,41 +38,36 @@ Checks
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from sinkflow.checks import compare, power_law_limit_test, sinkhorn_check, status_check, worst_case
+from sinkflow.checks import compare, sinkhorn_check, worst_case
+from sinkflow.estimators import power_law_limit_test
 from sinkflow.fields import sq_distances
 from sinkflow.heat_theory import lambda_sinkhorn, lambda_softmax
+from sinkflow.options import SinkhornOptions, float_dtype
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.sinkhorn import Sinkhorn, sinkhorn
-from sinkflow.study import Study, check_values, param, require
-from sinkflow.studykit import SinkhornFields, float_dtype, new_figure, save_figure
+from sinkflow.study import Study, param
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SinkhornFields):
-    s: tuple = param((0.5, 1.0, 2.0), "variance s of the data N(0, s I)", swept=True, kind=float)
-    epsilon: tuple = param((0.5, 1.0, 2.0, 4.0), "kernel width ε in exp(−‖x−y‖²/ε)", swept=True, kind=float)
-    dim: tuple = param((1, 2, 3), "dimension of R^dim", swept=True, static=True, kind=int)
-    n: tuple = param((500, 1000, 2000), "samples per realization", swept=True, static=True, kind=int)
-    realizations: int = param(32, "i.i.d. samples per cell", kind=int)
+class Config(SinkhornOptions):
+    s: tuple = param((0.5, 1.0, 2.0), "variance s of the data N(0, s I)", swept=True, kind=float, lo=0.0, open="lo")
+    epsilon: tuple = param((0.5, 1.0, 2.0, 4.0), "kernel width ε in exp(−‖x−y‖²/ε)", swept=True, kind=float, lo=0.0, open="lo")
+    dim: tuple = param((1, 2, 3), "dimension of R^dim", swept=True, static=True, kind=int, lo=1)
+    n: tuple = param((500, 1000, 2000), "samples per realization", swept=True, static=True, kind=int, lo=2)
+    realizations: int = param(32, "i.i.d. samples per cell", kind=int, lo=2)
     iterations: int = param(20000, "max Sinkhorn normalisations (Gaussian tails converge slowly at small ε)", kind=int)
     dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
 
-    def __post_init__(self):
-        super().__post_init__()
-        check_values("s", self.s, lo=0.0, lo_open=True)
-        check_values("epsilon", self.epsilon, lo=0.0, lo_open=True)
-        check_values("dim", self.dim, lo=1, integer=True)
-        check_values("n", self.n, lo=2, integer=True)
-        require(isinstance(self.realizations, int) and self.realizations >= 2, f"--realizations must be an integer ≥ 2 (standard errors), got {self.realizations!r}.")
 
 
 PRESETS = {
+    "tiny": {"s": (1.0,), "epsilon": (1.0, 2.0), "dim": (1,), "n": (50, 100, 200), "realizations": 8},
     "paper": {"n": (1000, 2000, 4000), "realizations": 64},
     "small": {"s": (1.0,), "epsilon": (0.5, 1.0, 2.0), "dim": (1, 2), "n": (200, 400, 800), "realizations": 16},
 }
@@ -131,7 +126,7 @@ def _exact(name, s, eps):
     return float((lambda_sinkhorn if name == "sinkhorn" else lambda_softmax)(s, eps))
 
 
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     dims = ds["dim"].values
     fig, axes = new_figure(1, len(dims), size=(3.4, 3.0), sharey=True)
     for ax, dim in zip(axes[0], dims):
@@ -154,8 +149,8 @@ def plot(ds, outdir):
     return [save_figure(fig, outdir, "sinkhorn_gaussian")]
 
 
-def checks(ds):
-    out = [status_check(ds, "the gains")]
+def checks(ds, cfg):
+    out = []
     nvals = ds["n"].values.astype(float)
 
     def rows(name):
@@ -171,7 +166,7 @@ def checks(ds):
         worst, detail = worst_case(rows(name))
         label = "4s/(ε+√(ε²+16s²))" if name == "sinkhorn" else "s/(s+ε/2)"
         out.append(compare(f"λ_{name} = {label}", "MATH.md §2 (derived)", 0.0, worst, 4.0, "z: likelihood ratio of λ_∞ = λ in λ̂(n) = λ_∞ + c·n^(−α), α ∈ [0.25, 2] free", mode="le", detail=detail))
-    out.append(sinkhorn_check(ds, json.loads(ds.attrs["config"])["threshold"]))
+    out.append(sinkhorn_check(ds, cfg.threshold))
     return out
 
 
@@ -186,7 +181,5 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.sinkhorn_dict(),
-    module_file=__file__,
     cell_bytes=cell_bytes,
 )

@@ -32,7 +32,6 @@ Checks (fits over the window 1e-10 ≤ 1 − ρ ≤ 1e-3, per realization)
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax
@@ -41,44 +40,41 @@ import numpy as np
 
 from sinkflow import theory
 from sinkflow.attention import Attention
-from sinkflow.checks import compare, status_check, window_log_slope, worst_case
+from sinkflow.checks import compare, worst_case
+from sinkflow.estimators import window_log_slope
 from sinkflow.fields import attention_field
 from sinkflow.observables import one_minus_cosine
+from sinkflow.options import PreciseSolverOptions, float_dtype
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import SolverConfig, solve, with_finiteness
 from sinkflow.sphere import cone, equiangular, normalize
 from sinkflow.study import Study, check_values, param, require
-from sinkflow.studykit import PreciseSolverFields, float_dtype, new_figure, save_figure, validate_common
 
 STARTS = ("equiangular", "cone")
 WINDOW = (1e-10, 1e-3)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(PreciseSolverFields):
+class Config(PreciseSolverOptions):
     model: tuple = param(("sa", "usa"), "dynamics: sa (softmax) and/or usa (1/n)", swept=True, static=True, kind=str, choices=theory.MODELS)
     start: tuple = param(STARTS, "equiangular (cosine ρ₀) or random in a cap of half-angle π/4", swept=True, static=True, kind=str, choices=STARTS)
-    beta: tuple = param((0.0, 0.5, 1.0, 2.0, 3.0, 4.0), "inverse temperature β", swept=True, kind=float)
-    n: int = param(8, "tokens", kind=int)
-    d: int = param(8, "dimension (equiangular needs d ≥ n)", kind=int)
+    beta: tuple = param((0.0, 0.5, 1.0, 2.0, 3.0, 4.0), "inverse temperature β", swept=True, kind=float, lo=0.0)
+    n: int = param(8, "tokens", kind=int, lo=2)
+    d: int = param(8, "dimension (equiangular needs d ≥ n)", kind=int, lo=2)
     rho0: float = param(0.5, "equiangular start cosine ρ₀", kind=float)
-    h: float = param(0.1, "layer step h (naive), rescaled to η for USA", kind=float)
-    layers: int = param(400, "number of layers of the discrete maps", kind=int)
-    tau: float = param(30.0, "continuous horizon in rescaled time τ = rate·t", kind=float)
-    n_times: int = param(301, "save times in [0, τ]", kind=int)
-    realizations: int = param(4, "starts per cell (rotations of the equiangular frame, or cap samples)", kind=int)
-
+    h: float = param(0.1, "layer step h (naive), rescaled to η for USA", kind=float, lo=0.0, open="lo")
+    layers: int = param(400, "number of layers of the discrete maps", kind=int, lo=10)
+    tau: float = param(30.0, "continuous horizon in rescaled time τ = rate·t", kind=float, lo=0.0, open="lo")
+    n_times: int = param(301, "save times in [0, τ]", kind=int, lo=2)
+    realizations: int = param(4, "starts per cell (rotations of the equiangular frame, or cap samples)", kind=int, lo=1)
     def __post_init__(self):
         super().__post_init__()
-        validate_common(self)
-        require(self.n >= 2 and self.d >= 2, f"--n and --d must be ≥ 2, got n={self.n}, d={self.d}.")
         require("equiangular" not in self.start or self.d >= self.n, f"--start equiangular needs d ≥ n, got d={self.d}, n={self.n}.")
         check_values("rho0", self.rho0, lo=-1.0 / (self.n - 1), hi=1.0, hi_open=True)
-        check_values("h", self.h, lo=0.0, lo_open=True)
-        check_values("tau", self.tau, lo=0.0, lo_open=True)
-        require(isinstance(self.layers, int) and self.layers >= 10, f"--layers must be an integer ≥ 10, got {self.layers!r}.")
 
 
-PRESETS = {"paper": {"beta": (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0), "realizations": 16}, "small": {}}
+PRESETS = {
+    "tiny": {"beta": (0.0, 1.0, 3.0), "realizations": 2, "layers": 200, "n_times": 151},"paper": {"beta": (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0), "realizations": 16}, "small": {}}
 
 
 def _eta(cfg, model, beta):
@@ -125,9 +121,6 @@ def coords(cfg: Config):
     return {"tau": np.linspace(0.0, cfg.tau, cfg.n_times), "layer": np.arange(cfg.layers + 1), "realization": np.arange(cfg.realizations)}
 
 
-def _cfg(ds):
-    return json.loads(ds.attrs["config"])
-
 
 def _fit(x, lg):
     """Slope of log(1 − ρ) over the window, or nan with fewer than 6 points in it."""
@@ -139,8 +132,7 @@ def _factor(cfg, model, beta, eta):
     return abs(1.0 - eta * float(theory.local_rate(beta, model)) / 2.0)
 
 
-def plot(ds, outdir):
-    cfg = _cfg(ds)
+def plot(ds, cfg, outdir):
     tau, layer = ds["tau"].values, ds["layer"].values
     start = ds["start"].values[0]
     models = list(ds["model"].values)
@@ -154,7 +146,7 @@ def plot(ds, outdir):
         ref = np.exp(-tau) * 1e-3 / np.exp(-tau[len(tau) // 3])
         axes[r][0].semilogy(tau, ref, "k--", lw=0.8, label="slope −1")
         axes[r][0].set_title(f"{m.upper()} ODE in τ = rate·t (rate {'2' if m == 'sa' else '2e^β'})", fontsize=9)
-        axes[r][1].set_title(f"{m.upper()} layers, step h = {cfg['h']:g}", fontsize=9)
+        axes[r][1].set_title(f"{m.upper()} layers, step h = {cfg.h:g}", fontsize=9)
         axes[r][2].set_title(f"{m.upper()} layers, step η" + (" = h/max(√β e^{β−½}, 1)" if m == "usa" else " = h"), fontsize=9)
         for ax in axes[r]:
             ax.set_ylim(1e-16, 3)
@@ -163,14 +155,13 @@ def plot(ds, outdir):
         axes[r][1].set_xlabel("layer")
         axes[r][2].set_xlabel("layer")
         axes[r][0].legend(fontsize=6)
-    fig.suptitle(f"Local rates near consensus and the rescaled USA step ({start} start, n = {cfg['n']}, d = {cfg['d']})")
+    fig.suptitle(f"Local rates near consensus and the rescaled USA step ({start} start, n = {cfg.n}, d = {cfg.d})")
     return [save_figure(fig, outdir, f"usa_rates_{start}")]
 
 
-def checks(ds):
-    cfg = _cfg(ds)
+def checks(ds, cfg):
     tau, layer = ds["tau"].values, ds["layer"].values.astype(float)
-    out = [status_check(ds, "the rate fits")]
+    out = []
 
     def cont_rows():
         for m in ds["model"].values:
@@ -190,7 +181,7 @@ def checks(ds):
             for s in ds["start"].values:
                 for b in ds["beta"].values:
                     sel = ds.sel(model=m, start=s, beta=b)
-                    for name, eta in (("naive", cfg["h"]), ("corrected", float(sel["eta"]))):
+                    for name, eta in (("naive", cfg.h), ("corrected", float(sel["eta"]))):
                         f = _factor(cfg, m, b, eta)
                         if f >= 0.95:
                             skipped.append(f"{m} {name} β={b:g} (factor {f:.3f})")
@@ -238,6 +229,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.solver_dict(),
-    module_file=__file__,
 )

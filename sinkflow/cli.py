@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -73,18 +72,20 @@ def _typed(kind, name):
     return conv
 
 
-def build_parser() -> argparse.ArgumentParser:
-    import experiments
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only`` (a study name) just that study's ``run`` options are built, so
+    ``sinkflow run STUDY …`` imports one study module, not all of them."""
+    from . import studies
 
     parser = argparse.ArgumentParser(prog="sinkflow", description="Simulate transformers as particle systems on the sphere; sweep, plot and check theorems.")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="{run,plot,check,merge,list}")
 
     run = sub.add_parser("run", help="run (or resume) a study's sweep into --out", description="Run a study's sweep. Each study has its own options: sinkflow run STUDY --help.")
-    studies = run.add_subparsers(dest="study", required=True, metavar="STUDY")
-    for name in experiments.REGISTRY:
-        study = experiments.get(name)
-        sp = studies.add_parser(name, help=study.title, description=f"{study.title}. Source: {study.source}.")
-        sp.add_argument("--preset", choices=sorted(study.presets), default="small", help="parameter preset (default: small; paper = the published parameters)")
+    sub_studies = run.add_subparsers(dest="study", required=True, metavar="STUDY")
+    for name in [only] if only is not None else studies.names():
+        study = studies.get(name)
+        sp = sub_studies.add_parser(name, help=study.title, description=f"{study.title}. Source: {study.source}.")
+        sp.add_argument("--preset", choices=sorted(study.presets), default="small", help="parameter preset (default: small; tiny = seconds, for tests; paper = the published parameters)")
         sp.add_argument("--out", required=True, help="output directory (created; an interrupted run resumes here)")
         sp.add_argument("--chunk-size", type=int, default=None, help="cells per compiled call (default: 8 per device)")
         sp.add_argument("--devices", type=int, default=None, help="use the first N visible devices (default: all)")
@@ -139,9 +140,9 @@ def _describe_grid(study, cfg) -> str:
 
 
 def _cmd_run(args) -> int:
-    import experiments
+    from . import studies
 
-    study = experiments.get(args.study)
+    study = studies.get(args.study)
     cfg = _config_from_args(study, args)
     shard = _parse_shard(args.shard)
     print(f"study {study.name}: {study.title}")
@@ -175,17 +176,16 @@ def _load(dirpath):
     import jax
 
     jax.config.update("jax_enable_x64", True)  # theory curves in float64
-    import experiments
-
+    from . import studies
     from .store import load_results
 
     ds = load_results(dirpath)
-    return experiments.get(ds.attrs["study"]), ds
+    return studies.get(ds.attrs["study"]), ds
 
 
 def _cmd_plot(dirpath) -> int:
     study, ds = _load(dirpath)
-    paths = study.plot(ds, Path(dirpath) / "figures")
+    paths = study.make_figures(ds, Path(dirpath) / "figures")
     for p in paths:
         print(f"figure: {p}")
     return 0
@@ -195,7 +195,7 @@ def _cmd_check(dirpath) -> int:
     from . import checks as ck
 
     study, ds = _load(dirpath)
-    results = study.checks(ds)
+    results = study.run_checks(ds)
     print(ck.table(results))
     for c in results:
         if c.detail:
@@ -205,17 +205,16 @@ def _cmd_check(dirpath) -> int:
 
 
 def _cmd_merge(dirpath) -> int:
-    import experiments
-
+    from . import studies
     from .store import Store
-    from .sweep import config_from_attrs, merge_results
+    from .sweep import merge_results
 
     store = Store(dirpath)
     man = store.manifest()
     if man is None:
         raise ValueError(f"{dirpath} has no manifest.json: it is not a sinkflow run directory.")
-    study = experiments.get(man["study"])
-    cfg = config_from_attrs(study, {"config": json.dumps(man["config"])})
+    study = studies.get(man["study"])
+    cfg = study.config_from_attrs({"config": man["config"]})
     if man["precision"] == "float64":
         import jax
 
@@ -226,14 +225,14 @@ def _cmd_merge(dirpath) -> int:
 
 
 def _cmd_list() -> int:
-    import experiments
+    from . import studies
 
-    for name in experiments.REGISTRY:
-        study = experiments.get(name)
+    for name in studies.names():
+        study = studies.get(name)
         print(f"{name}: {study.title}  [{study.source}]")
         for f in dataclasses.fields(study.config_cls):
-            paper = study.presets.get("paper", {}).get(f.name, f.default)
-            small = study.presets.get("small", {}).get(f.name, f.default)
+            paper = study.presets["paper"].get(f.name, f.default)
+            small = study.presets["small"].get(f.name, f.default)
             fmt = lambda v: (f"{v[0]}…{v[-1]} ({len(v)})" if isinstance(v, tuple) and len(v) > 8 else (",".join(map(str, v)) if isinstance(v, tuple) else str(v)))  # noqa: E731
             tag = "grid" if f.metadata.get("swept") else "    "
             line = f"    {_flag(f.name):<16} {tag}  paper={fmt(paper)}"
@@ -244,8 +243,22 @@ def _cmd_list() -> int:
     return 0
 
 
+def _only_study(argv: list[str]) -> str | None:
+    """The study named by ``run STUDY …`` if it is a known name (old aliases mapped, with a note)."""
+    from . import studies
+
+    if len(argv) >= 2 and argv[0] == "run" and not argv[1].startswith("-"):
+        if argv[1] in studies.names() or argv[1] in studies.ALIASES:
+            return studies.canonical(argv[1])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    only = _only_study(argv)
+    if only is not None:
+        argv[1] = only
+    parser = build_parser(only)
     args = parser.parse_args(argv)
     try:
         if args.verb == "run":

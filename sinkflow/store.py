@@ -9,8 +9,12 @@ Layout of ``OUT/``::
     figures/*.png        figures (written by ``sinkflow plot``)
 
 Identity. The *base hash* covers the study, every non-swept config value, the
-precision and the code that computes cells (sinkflow's numerical modules and
-the study module). A cell is named by its swept values (:func:`cell_label`), so
+precision and the code that computes cells: every ``.py`` file of the installed
+``sinkflow`` package and the study's own module (:func:`code_hash`). The rule is
+the whole package, not a list of "numerical" modules: a hand-kept list silently
+missed modules that cells call (a Sinkhorn or graph change would have been merged
+with chunks computed by the old code). Editing a figure helper therefore also
+invalidates a run directory; that is the safe side. A cell is named by its swept values (:func:`cell_label`), so
 a grid can be extended later and finished cells are reused, and its PRNG key
 is derived from that label, so its result does not depend on chunking,
 sharding or the rest of the grid. Resuming into a directory with another base
@@ -44,8 +48,6 @@ __all__ = [
     "load_results",
 ]
 
-_NUMERIC_MODULES = ("sphere.py", "attention.py", "fields.py", "solve.py", "observables.py", "theory.py", "grid.py", "sweep.py", "study.py", "precision.py")
-
 
 def cell_label(values: dict[str, Any]) -> str:
     """Canonical name of a cell from its swept values, e.g. ``beta=2.0|d=8``."""
@@ -58,14 +60,16 @@ def label_key_words(label: str) -> tuple[int, int]:
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF, int.from_bytes(h[4:8], "little") & 0x7FFFFFFF
 
 
-def code_hash(study_file: str = "") -> str:
-    """sha256 over the source of the numerical modules and the study module."""
+def code_hash(study_file: str | os.PathLike = "") -> str:
+    """sha256 over every ``.py`` file of the ``sinkflow`` package (sorted by relative path,
+    each prefixed by that path) and over the study module ``study_file``."""
     h = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in _NUMERIC_MODULES:
-        h.update((here / name).read_bytes())
+    here = Path(__file__).resolve().parent
+    for path in sorted(here.rglob("*.py")):
+        rel = path.relative_to(here).as_posix()
+        h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
     if study_file:
-        h.update(Path(study_file).read_bytes())
+        h.update(b"study\0" + Path(study_file).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -132,6 +136,20 @@ def provenance(argv: list[str] | None = None) -> dict[str, str]:
     }
 
 
+def _what_differs(old: dict, new: dict) -> str:
+    """Which part of the run identity changed, in words (for the refusal message)."""
+    reasons = []
+    if old.get("study") != new.get("study"):
+        reasons.append(f"the study differs ({old.get('study')!r} → {new.get('study')!r})")
+    if old.get("code_hash") != new.get("code_hash"):
+        reasons.append(f"the code differs (sinkflow package + study module hash {old.get('code_hash')} → {new.get('code_hash')}: chunks computed by other code are never merged)")
+    swept = set(new.get("axes", {}))
+    changed = sorted(k for k in set(old.get("config", {})) | set(new.get("config", {})) if k not in swept and old.get("config", {}).get(k) != new.get("config", {}).get(k))
+    if changed:
+        reasons.append("non-swept parameter(s) differ: " + ", ".join(f"{k} {old.get('config', {}).get(k)!r} → {new.get('config', {}).get(k)!r}" for k in changed))
+    return "; ".join(reasons) or "the run identity differs"
+
+
 class Store:
     """A sweep's directory (see module docstring)."""
 
@@ -159,8 +177,8 @@ class Store:
             if old.get("base_hash") != manifest["base_hash"]:
                 raise ValueError(
                     f"{self.root} holds results of a different run (study {old.get('study')!r}, base hash "
-                    f"{old.get('base_hash')}; this run is {manifest['base_hash']}: a non-swept parameter, the "
-                    f"precision or the code differs). Use another --out directory, or delete {self.root} to start over."
+                    f"{old.get('base_hash')}; this run is {manifest['base_hash']}): {_what_differs(old, manifest)}. Nothing was "
+                    f"computed or overwritten. Use another --out directory, or delete {self.root} to start over."
                 )
             if not resume and any(self.chunks.glob("chunk-*.nc")):
                 raise ValueError(

@@ -1,30 +1,39 @@
 """What a study is: a validated config, a grid of cells, a cell function, figures and checks.
 
-A study (one module in ``experiments/``) defines
+A study is one module in the studies package (:mod:`sinkflow.studies`; the files live
+in the repository's top-level ``experiments/`` folder) that defines
 
-- ``Config``: a frozen dataclass subclassing :class:`StudyConfig`. Fields made
-  with :func:`param` carry their help text, whether they are *swept* (a tuple of
-  values, grid syntax on the command line) and whether they are *static*
-  (shape-changing, e.g. d or n: one compile per value). Swept non-static
-  parameters (β, …) are traced: a whole chunk of cells runs as one
-  ``jit(vmap(cell))``. ``__post_init__`` validates with the helpers below, so a
-  bad value is an error before any compute.
-- a :class:`Study` instance ``STUDY`` that names the presets (``paper`` and
-  ``small``), how to build the cell function for given static values, the
-  output dimensions and coordinates, the figures and the checks.
+- ``Config``: a frozen dataclass subclassing :class:`StudyConfig`. Every field is
+  made with :func:`param`, which carries its help text, whether it is *swept* (a
+  tuple of values, grid syntax on the command line), whether it is *static*
+  (shape-changing, e.g. d or n: one compile per value) and its allowed values
+  (``choices``, ``lo``/``hi``/``open``, ``integer``). :class:`StudyConfig`
+  validates every field from that metadata before any compute; a study's own
+  ``__post_init__`` states only cross-field rules.
+- ``STUDY``, a :class:`Study`: presets (``tiny`` for the test suite, ``small`` for
+  the README, ``paper`` for the published parameters), how to build the cell (or
+  chunk) function for given static values, output dimensions and coordinates,
+  ``plot(ds, cfg, outdir)`` and ``checks(ds, cfg)``.
 
 The cell function ``cell(values, key) -> dict[str, Array]`` is pure: ``values``
 maps each traced swept parameter to a scalar, ``key`` is the cell's PRNG key.
-Each output has the dims named in ``Study.output_dims`` (shapes must not depend
-on static values), and a ``status`` output (int, see ``sinkflow.solve.STATUS``)
-is required.
+Each output has the dims named in ``Study.output_dims`` (shapes must not depend on
+static values). A ``status`` output (int per cell, codes of
+:data:`sinkflow.solve.STATUS`) says whether the cell solved; the engine declares
+it, fills it from the outputs' finiteness where a study does not return one, and
+puts the "all cells solved" check before the study's checks
+(:meth:`Study.run_checks`). Figures and checks receive the typed config rebuilt
+from the saved attributes (:meth:`Study.config_from_attrs`), never a raw dict.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -34,12 +43,38 @@ __all__ = [
     "swept_fields",
     "require",
     "check_values",
+    "PRESETS",
 ]
 
+#: Preset names every study defines: seconds (test suite), minutes (README), the published grid.
+PRESETS = ("tiny", "small", "paper")
 
-def param(default: Any, help: str, *, swept: bool = False, static: bool = False, kind: type | None = None, choices=None):
-    """A config field with CLI metadata (see module docstring)."""
-    meta = {"help": help, "swept": swept, "static": static, "kind": kind, "choices": choices}
+_OPEN = (None, "lo", "hi", "both")
+
+
+def param(
+    default: Any,
+    help: str,
+    *,
+    swept: bool = False,
+    static: bool = False,
+    kind: type | None = None,
+    choices=None,
+    lo: float | None = None,
+    hi: float | None = None,
+    open: str | None = None,
+    integer: bool | None = None,
+):
+    """A config field with its CLI metadata and allowed values.
+
+    ``choices``: the allowed values (strings). ``lo``/``hi``: the range, closed unless
+    ``open`` is ``"lo"``, ``"hi"`` or ``"both"``. ``integer``: values must be integral
+    (default: when ``kind`` is int). Numbers must be finite whenever a range or an
+    integer constraint is given, and for every ``kind=float`` field.
+    """
+    if open not in _OPEN:
+        raise ValueError(f"param(open={open!r}): use one of {_OPEN}.")
+    meta = {"help": help, "swept": swept, "static": static, "kind": kind, "choices": choices, "lo": lo, "hi": hi, "open": open, "integer": kind is int if integer is None else integer}
     if isinstance(default, (list, tuple)):
         default = tuple(default)
     return dataclasses.field(default=default, metadata=meta)
@@ -47,32 +82,44 @@ def param(default: Any, help: str, *, swept: bool = False, static: bool = False,
 
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
-    """Fields every study has."""
+    """Fields every study has; validates every field from its :func:`param` metadata."""
 
-    seed: int = param(0, "base PRNG seed; cell keys are fold_in(seed, cell id)", kind=int)
+    seed: int = param(0, "base PRNG seed; cell keys are fold_in(seed, cell id)", kind=int, lo=0, hi=2**31 - 1)
     dtype: str = param("float32", "floating point precision", kind=str, choices=("float32", "float64"))
 
     def __post_init__(self):
-        require(isinstance(self.seed, int) and 0 <= self.seed < 2**31, f"--seed must be an integer in [0, 2^31), got {self.seed!r}.")
-        require(self.dtype in ("float32", "float64"), f"--dtype must be float32 or float64, got {self.dtype!r}.")
         for f in dataclasses.fields(self):
-            if f.metadata.get("swept"):
-                v = getattr(self, f.name)
-                require(isinstance(v, tuple) and len(v) > 0, f"--{_flag(f.name)}: empty grid; give at least one value.")
-                check_values(f.name, v)
-                choices = f.metadata.get("choices")
-                for item in v if choices is not None else ():
-                    require(item in choices, f"--{_flag(f.name)}: {item!r} is not known; use any of {', '.join(map(str, choices))}.")
-            elif f.metadata.get("choices") is not None:
-                v = getattr(self, f.name)
-                require(v in f.metadata["choices"], f"--{_flag(f.name)} must be one of {', '.join(map(str, f.metadata['choices']))}, got {v!r}.")
+            _validate_field(f, getattr(self, f.name))
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
+    def solver_provenance(self) -> dict[str, Any]:
+        """How cells are integrated, recorded in the results' attributes (solver mixins extend it)."""
+        return {}
+
+
+def _validate_field(f: dataclasses.Field, value) -> None:
+    meta, flag = f.metadata, _flag(f.name)
+    if meta.get("swept"):
+        require(isinstance(value, tuple) and len(value) > 0, f"{flag}: empty grid; give at least one value.")
+        values = value
+    else:
+        values = value if isinstance(value, tuple) else (value,)
+    choices = meta.get("choices")
+    if choices is not None:
+        for item in values:
+            require(item in choices, f"{flag}: {item!r} is not known; use any of {', '.join(map(str, choices))}.")
+        return
+    kind = meta.get("kind")
+    numeric = kind in (int, float) or meta.get("lo") is not None or meta.get("hi") is not None or meta.get("integer")
+    if numeric:
+        opn = meta.get("open")
+        check_values(f.name, values, lo=meta.get("lo"), hi=meta.get("hi"), lo_open=opn in ("lo", "both"), hi_open=opn in ("hi", "both"), integer=bool(meta.get("integer")))
+
 
 def _flag(name: str) -> str:
-    return name.replace("_", "-")
+    return "--" + name.replace("_", "-")
 
 
 def require(ok: bool, message: str) -> None:
@@ -82,20 +129,17 @@ def require(ok: bool, message: str) -> None:
 
 
 def check_values(name: str, values, *, lo=None, hi=None, lo_open=False, hi_open=False, integer=False) -> None:
-    """Check that every value is finite (numbers) and inside [lo, hi] (or open ends); messages name the allowed range."""
-    flag = f"--{_flag(name)}"
+    """Check that every value is a finite number inside [lo, hi] (or open ends); messages name the allowed range."""
+    flag = _flag(name)
     for v in values if isinstance(values, (tuple, list)) else (values,):
-        if isinstance(v, str):
-            continue
-        require(isinstance(v, (int, float)) and math.isfinite(v), f"{flag}: {v!r} is not a finite number.")
+        require(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), f"{flag}: {v!r} is not a finite number.")
         if integer:
             require(float(v).is_integer(), f"{flag}: {v!r} must be an integer.")
+        allowed = f"allowed {'(' if lo_open or lo is None else '['}{lo if lo is not None else '−∞'}, {hi if hi is not None else '∞'}{')' if hi_open or hi is None else ']'}"
         if lo is not None:
-            bad = v <= lo if lo_open else v < lo
-            require(not bad, f"{flag}: {v!r} is out of range; allowed {'(' if lo_open else '['}{lo}, {hi if hi is not None else '∞'}{')' if hi_open or hi is None else ']'}.")
+            require(not (v <= lo if lo_open else v < lo), f"{flag}: {v!r} is out of range; {allowed}.")
         if hi is not None:
-            bad = v >= hi if hi_open else v > hi
-            require(not bad, f"{flag}: {v!r} is out of range; allowed {'(' if lo_open else '['}{lo if lo is not None else '−∞'}, {hi}{')' if hi_open else ']'}.")
+            require(not (v >= hi if hi_open else v > hi), f"{flag}: {v!r} is out of range; {allowed}.")
 
 
 def swept_fields(cfg_cls) -> list[dataclasses.Field]:
@@ -106,15 +150,15 @@ def swept_fields(cfg_cls) -> list[dataclasses.Field]:
 class Study:
     """A registered study (see module docstring).
 
-    name: CLI name. title, source: what it reproduces and where it is from.
-    config_cls: the Config dataclass. presets: ``{"paper": {...}, "small": {...}}``
-    field overrides of the Config defaults.
+    name: CLI name (the module name with ``-`` for ``_``). title, source: what it
+    reproduces and where it is from (the papers, by name). config_cls: the Config
+    dataclass. presets: ``{"tiny": {...}, "small": {...}, "paper": {...}}`` field
+    overrides of the Config defaults.
     make_cell: ``(config, static_values: dict) -> cell(values, key) -> dict``.
-    output_dims: output name → dims (after the cell axis).
+    output_dims: output name → dims (after the cell axis); ``status`` is added by the engine.
     coords: ``config -> {dim: values}`` for the output dims.
-    plot: ``(dataset, outdir) -> list[paths]`` from saved data only.
-    checks: ``dataset -> list[sinkflow.checks.Check]``.
-    solver_of: ``config -> dict`` of solver settings (recorded as provenance).
+    plot: ``(dataset, config, outdir) -> list[paths]`` from saved data only.
+    checks: ``(dataset, config) -> list[sinkflow.checks.Check]`` (the status check is the engine's).
     make_chunk: optional ``(config, static_values) -> chunk(values, keys) -> dict``
     working on a whole chunk at once (values are ``(C,)`` arrays, outputs have a
     leading ``C`` axis). Use it when flattening cells × realizations into one batch
@@ -123,7 +167,6 @@ class Study:
     cell_bytes: optional ``(config, static_values) -> int``, an upper estimate of one
     cell's peak working memory; the sweep then caps a group's chunk so that the cells
     run together fit half the device's memory (:func:`sinkflow.sweep.memory_budget`).
-    Studies with n×n work per realization at large n declare it.
     """
 
     name: str
@@ -131,15 +174,29 @@ class Study:
     source: str
     config_cls: type
     presets: Mapping[str, Mapping[str, Any]]
-    make_cell: Callable
+    make_cell: Callable | None
     output_dims: Mapping[str, tuple[str, ...]]
     coords: Callable
     plot: Callable
     checks: Callable
-    solver_of: Callable = lambda cfg: {}
-    module_file: str = ""
     make_chunk: Callable | None = None
     cell_bytes: Callable | None = None
+
+    def __post_init__(self):
+        missing = [p for p in PRESETS if p not in self.presets]
+        if missing:
+            raise ValueError(f"study {self.name!r} must define the presets {PRESETS}; missing {missing}.")
+        if (self.make_cell is None) == (self.make_chunk is None):
+            raise ValueError(f"study {self.name!r}: give exactly one of make_cell and make_chunk.")
+        dims = dict(self.output_dims)
+        dims.setdefault("status", ())
+        object.__setattr__(self, "output_dims", dims)
+
+    @property
+    def module_file(self) -> str:
+        """The file of the module that defines the study's Config (part of the run's code hash)."""
+        mod = sys.modules.get(self.config_cls.__module__)
+        return str(Path(mod.__file__)) if mod is not None and getattr(mod, "__file__", None) else ""
 
     def config(self, preset: str = "small", **overrides) -> StudyConfig:
         if preset not in self.presets:
@@ -155,3 +212,20 @@ class Study:
     def axes(self, cfg: StudyConfig) -> list[tuple[str, tuple, bool]]:
         """[(name, values, static)] for every swept field, in declaration order."""
         return [(f.name, getattr(cfg, f.name), bool(f.metadata.get("static"))) for f in swept_fields(self.config_cls)]
+
+    def config_from_attrs(self, attrs: Mapping[str, Any]) -> StudyConfig:
+        """The typed config of a saved result (its ``config`` attribute, JSON), validated again."""
+        raw = json.loads(attrs["config"]) if isinstance(attrs["config"], str) else dict(attrs["config"])
+        names = {f.name for f in dataclasses.fields(self.config_cls)}
+        vals = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names}
+        return self.config_cls(**vals)
+
+    def run_checks(self, ds) -> list:
+        """The "all cells solved" check, then the study's own checks on its typed config."""
+        from .checks import status_check
+
+        return [status_check(ds)] + list(self.checks(ds, self.config_from_attrs(ds.attrs)))
+
+    def make_figures(self, ds, outdir) -> list:
+        """The study's figures from the saved result only."""
+        return list(self.plot(ds, self.config_from_attrs(ds.attrs), outdir))

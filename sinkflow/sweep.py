@@ -23,7 +23,6 @@ draws depend on its parameters and the seed only.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -65,6 +64,8 @@ def grid_cells(study: Study, cfg: StudyConfig) -> list[Cell]:
 
 
 def base_hash(study: Study, cfg: StudyConfig) -> str:
+    """The run's identity: study name, every non-swept config value (precision included) and
+    :func:`~sinkflow.store.code_hash` of the package and the study module."""
     swept = {a[0] for a in study.axes(cfg)}
     fixed = {k: v for k, v in cfg.to_dict().items() if k not in swept}
     blob = json.dumps({"study": study.name, "config": fixed, "code": code_hash(study.module_file)}, sort_keys=True, default=str)
@@ -169,11 +170,12 @@ def run_sweep(
     manifest = {
         "study": study.name,
         "base_hash": base_hash(study, cfg),
+        "code_hash": code_hash(study.module_file),
         "config": cfg.to_dict(),
         "axes": {a[0]: list(a[1]) for a in axes},
         "precision": cfg.dtype,
         "matmul_precision": MATMUL_PRECISION,
-        "solver": study.solver_of(cfg),
+        "solver": cfg.solver_provenance(),
     }
     store.open(json.loads(json.dumps(manifest, default=str)), resume=resume)
 
@@ -206,8 +208,7 @@ def run_sweep(
             keys = cell_keys(cfg.seed, [c.label for c in padded])
             res = fn(values, keys)
             res = jax.tree.map(lambda a: np.asarray(a)[: len(part)], res)
-            if "status" not in res:
-                raise RuntimeError(f"study {study.name!r}: its cell function must return a 'status' output.")
+            res = _with_status(study, res, len(part))
             store.write_chunk(
                 [c.label for c in part],
                 {k: [c.values[k] for c in part] for k in static_names + traced_names},
@@ -251,11 +252,27 @@ def merge_results(study: Study, cfg: StudyConfig, store: Store, argv: list[str] 
             "config": json.dumps(cfg.to_dict(), default=str),
             "precision": cfg.dtype,
             "matmul_precision": MATMUL_PRECISION,
-            "solver": json.dumps(study.solver_of(cfg), default=str),
+            "solver": json.dumps(cfg.solver_provenance(), default=str),
             "base_hash": base_hash(study, cfg),
         }
     )
     return store.merge(axes, dict(study.output_dims), study.coords(cfg), attrs)
+
+
+def _with_status(study: Study, res: dict, ncells: int) -> dict:
+    """The outputs with a ``status`` per cell: the study's own (solver codes), else 3
+    (:data:`sinkflow.solve.STATUS` "non_finite") where any floating output of the cell is not
+    finite, else 0. Outputs the study did not declare are refused, so nothing unnamed is saved."""
+    undeclared = sorted(set(res) - set(study.output_dims))
+    if undeclared:
+        raise RuntimeError(f"study {study.name!r}: its cell returned outputs {undeclared} that output_dims does not declare.")
+    if "status" in res:
+        return res
+    finite = np.ones(ncells, dtype=bool)
+    for a in res.values():
+        if np.issubdtype(a.dtype, np.floating):
+            finite &= np.isfinite(a.reshape(ncells, -1)).all(axis=1)
+    return {**res, "status": np.where(finite, 0, 3).astype(np.int32)}
 
 
 def _axis_dtype(example, float_dtype):
@@ -264,17 +281,3 @@ def _axis_dtype(example, float_dtype):
     if isinstance(example, int):
         return jnp.int32
     return float_dtype
-
-
-def config_from_attrs(study: Study, attrs: dict) -> StudyConfig:
-    """Rebuild the config of a merged result (used by plot/check)."""
-    raw = json.loads(attrs["config"])
-    kinds = {f.name: f for f in dataclasses.fields(study.config_cls)}
-    vals = {}
-    for k, v in raw.items():
-        if k in kinds and isinstance(v, list):
-            v = tuple(v)
-        vals[k] = v
-    return study.config_cls(**vals)
-
-

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sinkflow.checks import power_law_limit_test
+from sinkflow.estimators import power_law_limit_test
 from sinkflow.heat_theory import lambda_sinkhorn, lambda_softmax
 
 N = np.array([1000.0, 2000.0, 4000.0])
@@ -41,7 +41,7 @@ def test_power_law_limit_test_on_synthetic_biases():
 def test_window_log_slope_with_inverse_t_removes_the_lower_prefactor_powers():
     """v = (t² + c₁t + c₀)e^{−λt}, a defective mode with k = 2 (Jordan index 3): the plain fit with
     t² known is biased by ≈ c₁/(t_lo·t_hi); the b/t term removes it to O(t^−3)."""
-    from sinkflow.checks import window_log_slope
+    from sinkflow.estimators import window_log_slope
 
     t = np.linspace(0.1, 40.0, 400)
     lam = 1.0

@@ -5,36 +5,16 @@ import json
 import numpy as np
 import pytest
 
+from sinkflow import studies
 from sinkflow.cli import main
 
-TINY = {
-    "phase-diagram": ["--d", "3,4", "--n", "4", "--beta", "0,1", "--realizations", "4", "--T", "12", "--n-times", "25"],
-    "orthogonal-start": ["--n", "3", "--d", "4", "--beta", "0,1", "--T", "2", "--n-times", "11"],
-    "histograms": ["--d", "2,4", "--n", "4", "--beta", "1", "--realizations", "16", "--T", "20", "--n-times", "3", "--bins", "10"],
-    "energy": ["--model", "sa,usa-repulsive", "--beta", "1", "--n", "5", "--T", "2", "--n-times", "11"],
-    "sinkhorn-gaussian": ["--s", "1", "--epsilon", "1,2", "--dim", "1", "--n", "50,100,200", "--realizations", "8"],
-    "sinkformer-heat": ["--dim", "1", "--n", "60,120,240", "--epsilon", "0.5", "--realizations", "4", "--T", "0.5", "--n-times", "3", "--dt", "0.125"],
-    "normalizations": ["--n", "4,6", "--beta", "1,3", "--K", "60", "--realizations", "4"],  # two n: padded (i, j)
-    "sinkformer-phase-diagram": ["--d", "2,8", "--n", "8", "--beta", "0,2", "--realizations", "4", "--T", "4", "--n-times", "5"],
-    "long-context": ["--n", "8,32,128", "--gamma", "1,2,3"],
-    "usa-rates": ["--beta", "0,1,3", "--realizations", "2", "--layers", "200", "--n-times", "151"],
-    "noisy": ["--kappa", "0.5,4", "--n", "50,100", "--dt", "0.05,0.025", "--T", "20", "--n-times", "21", "--realizations", "4"],
-    "metastability": ["--n", "12", "--beta", "1,4", "--realizations", "6", "--T", "3000", "--n-times", "41"],
-    "random-weights": ["--d", "4", "--n", "3", "--weights", "qk-goe,layerwise", "--beta", "0,2", "--realizations", "3", "--T", "20", "--n-times", "41"],
-    "graph-heat": ["--graph", "cycle,path-dag", "--n", "6", "--realizations", "2", "--n-times", "61"],
-    "causal-leader": ["--d", "3", "--n", "4", "--weights", "qk-gaussian", "--beta", "0,1", "--realizations", "3", "--T", "80", "--n-times", "161"],
-    "masked-sinkhorn": ["--mask", "causal,tree-dag", "--n", "5", "--beta", "0,2", "--pairs", "20000", "--n-saves", "60", "--realizations", "2"],
-    "hybrid": ["--beta", "1", "--strength", "0,1", "--blocks", "1", "--realizations", "2", "--dt", "0.05"],
-    "dag-recovery": ["--graph", "er", "--nodes", "5", "--samples", "500,3000", "--realizations", "1", "--inner", "300", "--outer", "6", "--dagma", "off"],
-    "dag-spectra": ["--graph", "star,er:0.5", "--n", "5", "--normalization", "softmax", "--beta", "0,2", "--realizations", "1", "--n-times", "121"],
-    "normalization": ["--n", "4", "--d", "4", "--scheme", "post-ln,pre-ln,sqrt", "--realizations", "2", "--T", "1000", "--n-times", "121"],
-}
 
 
-@pytest.mark.parametrize("study", sorted(TINY))
-def test_run_plot_check_smoke(study, tmp_path, capsys):
+@pytest.mark.parametrize("study", studies.names())
+def test_tiny_preset_runs_plots_and_checks(study, tmp_path, capsys):
+    """Every registered study's tiny preset goes run → results.nc → figures → checks, all passing."""
     out = tmp_path / study
-    assert main(["run", study, "--out", str(out), *TINY[study]]) == 0, capsys.readouterr()
+    assert main(["run", study, "--preset", "tiny", "--out", str(out)]) == 0, capsys.readouterr()
     text = capsys.readouterr().out
     assert "grid:" in text and "passed" in text
     figs = list((out / "figures").glob("*.png"))
@@ -114,7 +94,7 @@ def test_unknown_parameter_and_study_rejected(capsys):
 def test_list_and_help(capsys):
     assert main(["list"]) == 0
     text = capsys.readouterr().out
-    for name in TINY:
+    for name in studies.names():
         assert name in text
     assert "--beta" in text and "paper=" in text
     with pytest.raises(SystemExit) as e:
@@ -131,7 +111,6 @@ def test_plot_without_results_is_an_error(tmp_path, capsys):
 def test_phase_diagram_checks_fail_on_wrong_data(tmp_path):
     """The theorem checks pass on the simulated P and fail when it is wrong: no collapse by T, or
     a transition at the wrong time."""
-    import experiments
     from sinkflow.store import load_results
 
     out = tmp_path / "pd"
@@ -139,7 +118,7 @@ def test_phase_diagram_checks_fail_on_wrong_data(tmp_path):
     args = ["--d", "64", "--n", "4", "--beta", "0,1", "--realizations", "16", "--T", "20", "--n-times", "41"]
     assert main(["run", "phase-diagram", "--out", str(out), *args]) == 0
     ds = load_results(out)
-    checks = experiments.get("phase-diagram").checks
+    checks = studies.get("phase-diagram").run_checks
 
     def verdicts(data):
         return {c.name.split(" (")[0]: c.passed for c in checks(data)}
@@ -157,14 +136,13 @@ def test_phase_diagram_checks_fail_on_wrong_data(tmp_path):
 def test_sinkhorn_gaussian_checks_fail_on_swapped_gains(tmp_path):
     """The closed-form checks pass on the simulated gains and fail when Sinkhorn's and softmax's
     gains are swapped (they differ by ≥ 0.036 on the paper grid)."""
-    import experiments
     from sinkflow.store import load_results
 
     out = tmp_path / "sg"
     args = ["--s", "1", "--epsilon", "0.5", "--dim", "1", "--n", "100,200,400", "--realizations", "32"]  # swapped: z = 10 and 8
     assert main(["run", "sinkhorn-gaussian", "--out", str(out), "--no-plot", *args]) == 0
     ds = load_results(out)
-    checks = experiments.get("sinkhorn-gaussian").checks
+    checks = studies.get("sinkhorn-gaussian").run_checks
     assert all(c.passed for c in checks(ds))
     swapped = ds.copy(deep=True)
     for a in ("", "_se"):
@@ -176,14 +154,13 @@ def test_sinkhorn_gaussian_checks_fail_on_swapped_gains(tmp_path):
 def test_causal_leader_monotonicity_checks_fail_on_wrong_data(tmp_path):
     """Token 2's distance to the leader and, inside the leader's hemisphere, the farthest
     token's never grow (derived); the checks pass on the simulation and fail on a small bump."""
-    import experiments
     from sinkflow.store import load_results
 
     out = tmp_path / "cl"
     args = ["--d", "3", "--n", "4", "--weights", "qk-gaussian", "--beta", "0,8", "--realizations", "3", "--T", "40", "--n-times", "81"]
     assert main(["run", "causal-leader", "--out", str(out), "--no-plot", *args]) == 0
     ds = load_results(out)
-    checks = experiments.get("causal-leader").checks
+    checks = studies.get("causal-leader").run_checks
 
     def verdicts(data):
         return {c.name: c.passed for c in checks(data)}

@@ -77,7 +77,7 @@ def test_local_rate_near_consensus(model, beta):
 @pytest.mark.parametrize("scale", [1.0, -1.0])
 def test_energy_identity_against_autodiff(normalization, scale):
     """dE/dt = ∇E·ẋ (autodiff) equals the closed-form dissipation (MATH.md §1)."""
-    from experiments.energy import dissipation
+    from sinkflow.studies.energy import dissipation
 
     x = sphere.uniform(jax.random.key(9), (7,), 3, jnp.float64)
     p = Attention(beta=jnp.asarray(1.7), value_scale=jnp.asarray(scale), normalization=normalization)

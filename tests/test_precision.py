@@ -9,14 +9,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import experiments
+from sinkflow import studies
 from sinkflow import sphere
 from sinkflow.fields import attention_field, sa
 from sinkflow.noise import solve_sde
 from sinkflow.solve import SolverConfig, solve
 from sinkflow.sweep import run_sweep
 
-PD = experiments.get("phase-diagram")
+PD = studies.get("phase-diagram")
 EXACT = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
 
 

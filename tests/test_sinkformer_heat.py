@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from experiments import sinkformer_heat as S
+from sinkflow.studies import sinkformer_heat as S
 
 
 @pytest.mark.parametrize("dim,eps,width", [(1, 0.3, 1.0), (2, 0.1, 1.0), (3, 0.4, 4.0)])
@@ -31,7 +31,7 @@ def _dataset(bias_unresolved: float, bias_resolved: float = 0.0):
     ds0 = xr.Dataset(attrs={"config": json.dumps(cfg)}, coords={"t": t})
     for i, d in enumerate(dims):
         for j, e in enumerate(epss):
-            s = S._ode(ds0, "softmax", e)
+            s = S._ode(ds0, S.Config(**cfg), "softmax", e)
             for k, n in enumerate(ns):
                 off = 0.3 / n + (bias_unresolved if (d, e) == (3, 0.05) else bias_resolved if (d, e) == (1, 0.8) else 0.0)
                 var[i, j, k] = s + np.array([0.0, off])
@@ -46,7 +46,7 @@ def _dataset(bias_unresolved: float, bias_resolved: float = 0.0):
 
 
 def _verdicts(ds):
-    return {c.name: c for c in S.checks(ds)}
+    return {c.name: c for c in S.STUDY.run_checks(ds)}
 
 
 def test_unresolved_cells_are_listed_not_checked_and_wrong_resolved_data_still_fails():

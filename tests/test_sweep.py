@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import experiments
+from sinkflow import studies
 from sinkflow.grid import parse_grid
 from sinkflow.store import Store, load_results
 from sinkflow.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
-PD = experiments.get("phase-diagram")
+PD = studies.get("phase-diagram")
 TINY = dict(d=(3, 5), n=(4,), beta=(0.0, 1.0, 2.0, 3.0, 4.0), realizations=3, T=2.0, n_times=5, dtype="float64")
 
 

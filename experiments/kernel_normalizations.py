@@ -1,4 +1,4 @@
-"""normalizations — K⁰ / K¹ / K^∞: the unnormalised kernel, softmax and Sinkhorn on one configuration (SINK, MATH.md §2).
+"""kernel-normalizations — K⁰ / K¹ / K^∞: the unnormalised kernel, softmax and Sinkhorn on one configuration (SINK, MATH.md §2).
 
 Each cell is one (n, β, ε): ``realizations`` uniform configurations on S^{d−1};
 for the first one the three matrices are saved (K⁰ = exp(β⟨x_i,x_j⟩/ε)/n, the
@@ -19,43 +19,43 @@ Checks
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sinkflow.checks import compare, status_check
-from sinkflow.sinkhorn import hilbert_contraction, iterate_errors, sink_functional, sinkhorn
+from sinkflow.checks import compare
+from sinkflow.options import SinkhornOptions, float_dtype
+from sinkflow.plots import new_figure, save_figure
+from sinkflow.sinkhorn import (
+    hilbert_contraction,
+    iterate_errors,
+    sink_functional,
+    sinkhorn,
+)
 from sinkflow.sphere import uniform
-from sinkflow.study import Study, check_values, param, require
-from sinkflow.studykit import SinkhornFields, float_dtype, new_figure, save_figure
+from sinkflow.study import Study, param, require
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SinkhornFields):
-    n: tuple = param((16,), "number of tokens", swept=True, static=True, kind=int)
-    d: int = param(8, "ambient dimension", kind=int)
-    beta: tuple = param((1.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float)
-    epsilon: tuple = param((1.0,), "Sinkhorn ε: kernel exp(β⟨x_i,x_j⟩/ε)", swept=True, kind=float)
-    K: int = param(200, "fixed-iteration iterates traced (k = 1..K)", kind=int)
-    realizations: int = param(16, "random configurations per cell", kind=int)
+class Config(SinkhornOptions):
+    n: tuple = param((16,), "number of tokens", swept=True, static=True, kind=int, lo=2)
+    d: int = param(8, "ambient dimension", kind=int, lo=2)
+    beta: tuple = param((1.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
+    epsilon: tuple = param((1.0,), "Sinkhorn ε: kernel exp(β⟨x_i,x_j⟩/ε)", swept=True, kind=float, lo=0.0, open="lo")
+    K: int = param(200, "fixed-iteration iterates traced (k = 1..K)", kind=int, lo=2, hi=100_000)
+    realizations: int = param(16, "random configurations per cell", kind=int, lo=1)
     threshold: float = param(1e-12, "Sinkhorn stopping threshold on the L1 marginal error", kind=float)
     iterations: int = param(20000, "max Sinkhorn normalisations for K^∞", kind=int)
     dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
 
     def __post_init__(self):
         super().__post_init__()
-        check_values("n", self.n, lo=2, integer=True)
-        check_values("d", self.d, lo=2, integer=True)
-        check_values("beta", self.beta, lo=0.0)
-        check_values("epsilon", self.epsilon, lo=0.0, lo_open=True)
-        require(isinstance(self.K, int) and 2 <= self.K <= 100_000, f"--K must be an integer in [2, 100000], got {self.K!r}.")
-        require(isinstance(self.realizations, int) and self.realizations >= 1, f"--realizations must be an integer ≥ 1, got {self.realizations!r}.")
-        require(self.sinkhorn_mode == "balanced", "normalizations compares K⁰, K¹ and the balanced K^∞: use --sinkhorn-mode balanced.")
+        require(self.sinkhorn_mode == "balanced", "kernel-normalizations compares K⁰, K¹ and the balanced K^∞: use --sinkhorn-mode balanced.")
 
 
-PRESETS = {"paper": {"n": (16, 64), "beta": (0.5, 1.0, 2.0, 4.0, 8.0), "realizations": 64}, "small": {}}
+PRESETS = {
+    "tiny": {"n": (4, 6), "beta": (1.0, 3.0), "K": 60, "realizations": 4},"paper": {"n": (16, 64), "beta": (0.5, 1.0, 2.0, 4.0, 8.0), "realizations": 64}, "small": {}}
 
 
 def make_cell(cfg: Config, static: dict):
@@ -112,7 +112,7 @@ def _rate(err: np.ndarray) -> float:
     return float(np.exp(slope))
 
 
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     paths = []
     for n in ds["n"].values:
         for eps in ds["epsilon"].values:
@@ -142,14 +142,13 @@ def plot(ds, outdir):
     return paths
 
 
-def checks(ds):
-    cfg = json.loads(ds.attrs["config"])
-    out = [status_check(ds, "the matrices")]
+def checks(ds, cfg):
+    out = []
     real_rows = ds["i"] < ds["n"]  # the matrices are NaN-padded to the largest n
     rowsum = float(np.abs(ds["K1"].sum("j") - 1.0).where(real_rows).max())
     out.append(compare("K¹ rows sum to 1", "softmax = one row normalisation", 0.0, rowsum, 1e-12, "round-off", mode="le"))
     err = float(ds["kinf_error"].max())
-    out.append(compare("K^∞ doubly stochastic", "Sinkhorn (balanced)", 0.0, err, float(cfg["threshold"]), "L1 marginal error ≤ threshold", mode="le"))
+    out.append(compare("K^∞ doubly stochastic", "Sinkhorn (balanced)", 0.0, err, float(cfg.threshold), "L1 marginal error ≤ threshold", mode="le"))
     worst, detail = -np.inf, ""
     cols = ds["col_error_all"].values  # (..., realization, k)
     lam = ds["contraction"].values  # (..., realization)
@@ -162,7 +161,7 @@ def checks(ds):
 
 
 STUDY = Study(
-    name="normalizations",
+    name="kernel-normalizations",
     title="K⁰ / K¹ / K^∞: unnormalised, softmax and Sinkhorn attention",
     source="SINK; MATH.md §2",
     config_cls=Config,
@@ -177,6 +176,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.sinkhorn_dict(),
-    module_file=__file__,
 )

@@ -1,6 +1,6 @@
-"""normalization — normalisation schemes as speed factors (MF §6.2, NORM; MATH.md §1).
+"""layernorm-schemes — LayerNorm placement: normalisation schemes as speed factors (MF §6.2, NORM; MATH.md §1).
 
-Not to be confused with ``normalizations`` (softmax vs Sinkhorn *attention*
+Not to be confused with ``kernel-normalizations`` (softmax vs Sinkhorn *attention*
 normalisation): this study is about where LayerNorm sits in the residual stream.
 
 Each cell is one (scheme, start, β): n tokens x = rθ evolved by
@@ -34,7 +34,6 @@ does not depend on the configuration); c is only checked for the equiangular sta
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import jax
@@ -42,13 +41,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow.attention import Attention
-from sinkflow.checks import compare, status_check, worst_case
+from sinkflow.checks import compare, worst_case
 from sinkflow.layernorm import SCHEMES, LayerNorm, equiangular_path, layernorm_field
 from sinkflow.observables import one_minus_cosine
+from sinkflow.options import PreciseSolverOptions, float_dtype
+from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve, with_finiteness
 from sinkflow.sphere import orthonormal_frame, uniform
-from sinkflow.study import Study, check_values, param, require
-from sinkflow.studykit import PreciseSolverFields, float_dtype, new_figure, save_figure, validate_common
+from sinkflow.study import Study, param, require
 
 STARTS = ("orthonormal", "random")
 EXPONENTIAL = {"post-ln": "t", "ngpt": "t", "sqrt": "sqrt"}
@@ -58,29 +58,24 @@ WINDOW = (1e-9, 1e-3)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(PreciseSolverFields):
+class Config(PreciseSolverOptions):
     scheme: tuple = param(SCHEMES, "normalisation scheme(s)", swept=True, static=True, kind=str, choices=SCHEMES)
     start: tuple = param(STARTS, "initial configuration: orthonormal frame (equiangular ρ₀ = 0) or uniform random", swept=True, static=True, kind=str, choices=STARTS)
-    beta: tuple = param((1.0,), "inverse temperature β", swept=True, kind=float)
-    n: int = param(8, "tokens", kind=int)
-    d: int = param(8, "dimension (orthonormal start needs d ≥ n)", kind=int)
-    alpha: float = param(1.0, "nGPT speed α (s = ‖A‖/α)", kind=float)
-    switch: float = param(1.0, "Mix-LN switch time t_s (Post-LN before, Pre-LN after)", kind=float)
-    T: float = param(1000.0, "final time (Pre-LN's c/t² needs T ≳ 10³)", kind=float)
-    n_times: int = param(241, "save times: half uniform on [0, min(30, T/2)), half log-spaced up to T", kind=int)
-    realizations: int = param(4, "random starts per cell (orthonormal: 1 frame)", kind=int)
-
+    beta: tuple = param((1.0,), "inverse temperature β", swept=True, kind=float, lo=0.0)
+    n: int = param(8, "tokens", kind=int, lo=2)
+    d: int = param(8, "dimension (orthonormal start needs d ≥ n)", kind=int, lo=2)
+    alpha: float = param(1.0, "nGPT speed α (s = ‖A‖/α)", kind=float, lo=0.0, open="lo")
+    switch: float = param(1.0, "Mix-LN switch time t_s (Post-LN before, Pre-LN after)", kind=float, lo=0.0)
+    T: float = param(1000.0, "final time (Pre-LN's c/t² needs T ≳ 10³)", kind=float, lo=0.0, open="lo")
+    n_times: int = param(241, "save times: half uniform on [0, min(30, T/2)), half log-spaced up to T", kind=int, lo=8)
+    realizations: int = param(4, "random starts per cell (orthonormal: 1 frame)", kind=int, lo=1)
     def __post_init__(self):
         super().__post_init__()
-        validate_common(self)
-        require(self.n >= 2 and self.d >= 2, f"--n and --d must be ≥ 2, got n={self.n}, d={self.d}.")
         require("orthonormal" not in self.start or self.d >= self.n, f"--start orthonormal needs d ≥ n, got d={self.d}, n={self.n}.")
-        check_values("alpha", self.alpha, lo=0.0, lo_open=True)
-        check_values("switch", self.switch, lo=0.0)
-        require(self.n_times >= 8, f"--n-times must be ≥ 8 (slope fits), got {self.n_times}.")
 
 
-PRESETS = {"paper": {"beta": (0.5, 1.0, 2.0), "realizations": 16, "T": 3000.0, "n_times": 321}, "small": {}}
+PRESETS = {
+    "tiny": {"n": 4, "d": 4, "scheme": ("post-ln", "pre-ln", "sqrt"), "realizations": 2, "T": 1000.0, "n_times": 121},"paper": {"beta": (0.5, 1.0, 2.0), "realizations": 16, "T": 3000.0, "n_times": 321}, "small": {}}
 
 
 def time_grid(T: float, n_times: int) -> np.ndarray:
@@ -123,17 +118,13 @@ def coords(cfg: Config):
     return {"t": time_grid(cfg.T, cfg.n_times), "realization": np.arange(cfg.realizations)}
 
 
-def _cfg(ds):
-    return json.loads(ds.attrs["config"])
 
-
-def _theory(ds, scheme, beta):
-    cfg = _cfg(ds)
-    gap, _ = equiangular_path(ds["t"].values, float(beta), cfg["n"], str(scheme), alpha=cfg["alpha"], switch=cfg["switch"])
+def _theory(ds, cfg, scheme, beta):
+    gap, _ = equiangular_path(ds["t"].values, float(beta), cfg.n, str(scheme), alpha=cfg.alpha, switch=cfg.switch)
     return np.asarray(gap)
 
 
-def plot(ds, outdir):
+def plot(ds, cfg, outdir):
     t = ds["t"].values
     fig, axes = new_figure(1, len(ds["start"].values), size=(5.0, 3.8))
     for ax, start in zip(axes[0], ds["start"].values):
@@ -143,13 +134,13 @@ def plot(ds, outdir):
                 for r in range(lg.shape[1] if start == "random" else 1):
                     ax.loglog(t[1:], np.exp(lg[1:, r]), color=f"C{k}", lw=1.2, alpha=0.8, label=str(sch) if r == 0 else None)
                 if start == "orthonormal":
-                    ax.loglog(t[1:], _theory(ds, sch, b)[1:], color="k", lw=0.6, ls=":")
+                    ax.loglog(t[1:], _theory(ds, cfg, sch, b)[1:], color="k", lw=0.6, ls=":")
         tt = t[t > 10]
         ax.loglog(tt, 1.55 / tt**2, "k--", lw=0.8, label="1.55/t²")
         ax.set_ylim(1e-16, 2)
         ax.set_xlabel("t")
         ax.set_ylabel("1 − ρ(t)")
-        ax.set_title(f"{start} start (n = {_cfg(ds)['n']}, d = {_cfg(ds)['d']}, β = {ds['beta'].values[0]:g})" + ("\ndotted: equiangular ODE" if start == "orthonormal" else ""), fontsize=9)
+        ax.set_title(f"{start} start (n = {cfg.n}, d = {cfg.d}, β = {ds['beta'].values[0]:g})" + ("\ndotted: equiangular ODE" if start == "orthonormal" else ""), fontsize=9)
         ax.legend(fontsize=7)
     fig.suptitle("Normalisation schemes as speed factors: exponential (Post-LN, nGPT), exp(−4√t) (sqrt), c/t² (Pre/Peri/Mix-LN)", fontsize=9)
     return [save_figure(fig, outdir, "normalization_schemes")]
@@ -159,17 +150,16 @@ def _window(t, gap):
     return (gap >= WINDOW[0]) & (gap <= WINDOW[1]) & (t > 0)
 
 
-def checks(ds):
-    cfg = _cfg(ds)
+def checks(ds, cfg):
     t = ds["t"].values
-    out = [status_check(ds, "the slope fits")]
+    out = []
     schemes, starts = list(ds["scheme"].values), list(ds["start"].values)
     if "orthonormal" in starts:
         def ode_rows():
             for sch in schemes:
                 for b in ds["beta"].values:
                     sim = ds["log_gap"].sel(scheme=sch, start="orthonormal", beta=b).values  # (t, R)
-                    ref = _theory(ds, sch, b)
+                    ref = _theory(ds, cfg, sch, b)
                     ok = (ref >= WINDOW[0]) & (t > 0)
                     dev = np.abs(sim[ok] - np.log(ref[ok])[:, None])
                     yield float(np.max(dev)), f"{sch}, β={b:g}"
@@ -191,18 +181,18 @@ def checks(ds):
                     else:
                         w = t >= t[-1] / 10
                         rows.append((slope(np.log(t[w]), lg[w]), f"{start} #{r}, β={b:g}"))
-        pred = {"post-ln": -2.0, "ngpt": -2.0 * float(cfg["alpha"]), "sqrt": -4.0}.get(sch, -2.0)
+        pred = {"post-ln": -2.0, "ngpt": -2.0 * float(cfg.alpha), "sqrt": -4.0}.get(sch, -2.0)
         what = {"sqrt": "d log(1−ρ)/d√(t+1)", "post-ln": "d log(1−ρ)/dt", "ngpt": "d log(1−ρ)/dt"}.get(sch, "d log(1−ρ)/d log t on [T/10, T]")
         miss, detail = worst_case((abs(s - pred) if math.isfinite(s) else math.inf, f"{d}: slope {s:.4f}") for s, d in rows)
         out.append(compare(f"{sch}: {what} = {pred:g}", "MF §6.2 / NORM (sqrt derived)", 0.0, miss, 0.05, "worst |fitted slope − predicted|", mode="le", detail=detail))
-        if sch in PUBLISHED_C and "orthonormal" in starts and cfg["n"] == 8 and cfg["d"] == 8 and 1.0 in ds["beta"].values:
+        if sch in PUBLISHED_C and "orthonormal" in starts and cfg.n == 8 and cfg.d == 8 and 1.0 in ds["beta"].values:
             c = float(t[-1] ** 2 * np.exp(ds["log_gap"].sel(scheme=sch, start="orthonormal", beta=1.0).values[-1, 0]))
             out.append(compare(f"{sch}: c = lim t²(1 − ρ)", "MATH.md §1 (MF §6.2, n = d = 8, β = 1)", PUBLISHED_C[sch], c, 0.05, "relative, c read at T", mode="rel", detail=f"T = {t[-1]:g}"))
     return out
 
 
 STUDY = Study(
-    name="normalization",
+    name="layernorm-schemes",
     title="LayerNorm placement (Post/Pre/Mix/Peri-LN, nGPT, sqrt) as speed factors",
     source="MF §6.2; NORM; MATH.md §1",
     config_cls=Config,
@@ -212,6 +202,4 @@ STUDY = Study(
     coords=coords,
     plot=plot,
     checks=checks,
-    solver_of=lambda cfg: cfg.solver_dict(),
-    module_file=__file__,
 )

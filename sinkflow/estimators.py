@@ -1,0 +1,135 @@
+"""Estimators: numbers read off saved trajectories, with the model each one assumes.
+
+One home for what studies fit or extrapolate, so that two studies measuring the same
+thing measure it the same way:
+
+- :func:`window_log_slope` — the decay rate of v(t) ≈ C·t^k·e^{−λt} over the saves where v
+  lies in a window (optionally with a b/t term for a polynomial prefactor);
+- :func:`transition_times` — first crossing of a level, linearly interpolated;
+- :func:`power_law_limit_test` and :func:`richardson_inverse_n` — n → ∞ limits of
+  finite-particle measurements, with the bias model each assumes.
+
+All take and return numpy (they run on saved results, never inside a jitted loop).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["window_log_slope", "transition_times", "power_law_limit_test", "richardson_inverse_n"]
+
+
+def window_log_slope(t, v, window, *, min_points: int = 5, keep=None, power: float = 0.0, inverse_t: bool | None = None):
+    """Least-squares slope of log v − power·log t against t over the saves where v lies in ``window``.
+
+    For a decay v ≈ C·t^power·e^{−λt} the slope is −λ. With ``inverse_t`` (default: when
+    power ≥ 1, i.e. for a polynomial prefactor) the fit also has a b/t term (needs t > 0): for v = |c_k t^k + c_{k−1} t^{k−1} + …|·e^{−λt} the lower powers add
+    log(1 + (c_{k−1}/c_k)/t + …) to log v, which without it biases λ by ≈ (c_{k−1}/c_k)/(t_lo·t_hi),
+    unbounded over random starts; with it the bias is O(t^−3). Only finite v in [window[0], window[1]]
+    count, and only where ``keep`` (a boolean mask over the saves) is true. Returns
+    ``(slope, mask)``: the slope is NaN when fewer than ``min_points`` saves are selected.
+    The window is the study's statement of where the asymptotic regime is visible: above it
+    faster modes remain, below it the solver's floor.
+    """
+    t, v = np.asarray(t, float), np.asarray(v, float)
+    with np.errstate(invalid="ignore"):
+        sel = np.isfinite(v) & (v >= window[0]) & (v <= window[1])
+    if keep is not None:
+        sel &= np.asarray(keep, bool)
+    if sel.sum() < max(min_points, 2):
+        return math.nan, sel
+    y = np.log(v[sel]) - power * np.log(t[sel]) if power else np.log(v[sel])
+    if inverse_t is None:
+        inverse_t = power >= 1
+    if inverse_t:
+        A = np.stack([np.ones(int(sel.sum())), t[sel], 1.0 / t[sel]], axis=1)
+        return float(np.linalg.lstsq(A, y, rcond=None)[0][1]), sel
+    return float(np.polyfit(t[sel], y, 1)[0]), sel
+
+
+def transition_times(P: np.ndarray, t: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """First time P(t) ≥ level (linear interpolation), NaN if never; P has time as its last axis."""
+    P = np.asarray(P)
+    out = np.full(P.shape[:-1], np.nan)
+    for idx in np.ndindex(*P.shape[:-1]):
+        p = P[idx]
+        k = np.flatnonzero(p >= level)
+        if k.size == 0:
+            continue
+        k = k[0]
+        if k == 0:
+            out[idx] = t[0]
+        else:
+            f = (level - p[k - 1]) / (p[k] - p[k - 1])
+            out[idx] = t[k - 1] + f * (t[k] - t[k - 1])
+    return out
+
+
+def power_law_limit_test(values, se, n, predicted, alphas=(0.25, 2.0)) -> tuple[float, float, float]:
+    """Is ``predicted`` the n → ∞ limit of y(n)? A likelihood-ratio test in the local model
+    y(n) = y_∞ + c·n^{−α} on the three largest n, by weighted least squares with the exponent
+    α profiled over ``alphas``.
+
+    For finite-sample biases whose rate is not yet the asymptotic one: kernel estimates on
+    Gaussian samples are biased by the sparsely sampled tails, ~(log n)^k·n^{−p}, whose local
+    exponent drifts (measured for softmax on N(0, 2 I_3) at ε = 0.5: 0.58 over n = 1000–4000,
+    0.75 from 4000 to 8000; a 1/n fit there was off by 30 standard errors). One power law does
+    not fit a drifting exponent over a wide range of n (over n = 1000–8000 it missed the exact
+    limit by z = 4.2), so the model is local: the three largest n, the closest to the limit.
+    Returns (z, y_∞, α): z = √(χ²(y_∞ = predicted) − χ²_min), the deviation in standard errors
+    (4 ↔ a 4σ test), and the best fit. With one sample size z = |y − predicted|/se; with two the
+    model fits every limit whose bias ratio is a power 2^−α with α in range (z = 0) and rejects
+    only the others, so the test has its power from three sample sizes on.
+    """
+    values, se, n = (np.asarray(a, float) for a in (values, se, n))
+    keep = np.argsort(n)[-3:]
+    values, se, n = values[keep], se[keep], n[keep]
+    if n.size == 1:
+        return abs(float(values[0]) - predicted) / float(se[0]), float(values[0]), math.nan
+    w = 1.0 / np.maximum(se, 1e-300) ** 2
+    best_free, best_fixed = (math.inf, math.nan, math.nan), math.inf
+    for alpha in np.linspace(alphas[0], alphas[1], 351):
+        u = n**-alpha
+        A = np.stack([np.ones_like(n), u], axis=1)
+        coef = np.linalg.solve(A.T @ (A * w[:, None]), A.T @ (w * values))
+        chi_free = float(np.sum(w * (values - A @ coef) ** 2))
+        c = float(np.sum(w * u * (values - predicted)) / np.sum(w * u * u))
+        chi_fixed = float(np.sum(w * (values - predicted - c * u) ** 2))
+        if chi_free < best_free[0]:
+            best_free = (chi_free, float(coef[0]), float(alpha))
+        best_fixed = min(best_fixed, chi_fixed)
+    return math.sqrt(max(0.0, best_fixed - best_free[0])), best_free[1], best_free[2]
+
+
+def richardson_inverse_n(values, se, n, *, two_n_error: str = "zero") -> tuple[float, float, float]:
+    """Richardson extrapolation to n = ∞ on the two largest n, assuming y(n) = y_∞ + a/n locally.
+
+    Returns (y_∞, its standard error, an estimate of its extrapolation error): the
+    change of the Richardson value from the previous pair of n. With two n nothing
+    tests the 1/n model: ``two_n_error="zero"`` trusts it (for biases known to be 1/n),
+    ``"step"`` takes the extrapolation step |y_∞ − y(n_max)| itself as the error.
+    For biases that are 1/n only up to slowly varying factors (e.g. the
+    (log n)^k/n of kernel particle methods whose Gaussian tails are sparsely
+    sampled), this is the honest error bar, where a global 1/n fit would claim a
+    precision it does not have. With a single n it returns (y, se, 0).
+    """
+    values, se, n = (np.asarray(a, float) for a in (values, se, n))
+    order = np.argsort(n)
+    values, se, n = values[order], se[order], n[order]
+    if n.size == 1:
+        return float(values[0]), float(se[0]), 0.0
+
+    def pair(i, j):
+        w1, w2 = n[i] / (n[j] - n[i]), n[j] / (n[j] - n[i])  # y_∞ = w2·y_j − w1·y_i
+        return w2 * values[j] - w1 * values[i], math.hypot(w2 * se[j], w1 * se[i])
+
+    if two_n_error not in ("zero", "step"):
+        raise ValueError(f"two_n_error must be 'zero' or 'step', got {two_n_error!r}")
+    y, e = pair(-2, -1)
+    if n.size >= 3:
+        model = abs(y - pair(-3, -2)[0])
+    else:
+        model = abs(y - values[-1]) if two_n_error == "step" else 0.0
+    return float(y), float(e), float(model)

@@ -1,0 +1,68 @@
+"""The studies: one module per study, found by name (the application layer above the library).
+
+``sinkflow run layernorm-schemes`` runs the module ``layernorm_schemes`` of this package,
+whose ``STUDY`` (a :class:`sinkflow.study.Study`) names itself the same way (tested). The
+study files live in the repository's top-level ``experiments/`` folder; a wheel ships them
+inside this package (``pyproject.toml``: ``force-include``), and a source checkout adds that
+folder to this package's ``__path__`` below. No generic top-level ``experiments`` package is
+installed, and no library module imports this one: only :mod:`sinkflow.cli`, the
+benchmarks and the tests do.
+
+Adding a study is one file in ``experiments/``: a Config, presets ``tiny``/``small``/``paper``,
+a cell (or chunk) function, ``plot(ds, cfg, outdir)``, ``checks(ds, cfg)`` and ``STUDY``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+__all__ = ["names", "get", "all_studies", "module_name", "ALIASES"]
+
+_CHECKOUT = Path(__file__).resolve().parents[2]
+if (_CHECKOUT / "experiments").is_dir() and (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "sinkflow" / "studies").is_dir():
+    __path__.append(str(_CHECKOUT / "experiments"))  # noqa: F821  (a package's __path__)
+
+#: Old names still accepted for a while; ``get`` says what they are called now.
+ALIASES = {
+    "normalization": "layernorm-schemes",
+    "normalizations": "kernel-normalizations",
+}
+
+
+def module_name(name: str) -> str:
+    """The module of a study name: ``layernorm-schemes`` ↔ ``layernorm_schemes``."""
+    return name.replace("-", "_")
+
+
+def names() -> list[str]:
+    """Every study's CLI name, from the module names, sorted."""
+    found = {m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}  # noqa: F821
+    return sorted(found)
+
+
+def canonical(name: str) -> str:
+    """The current name of ``name`` (itself unless it is an old alias); warns on stderr for an alias."""
+    if name in ALIASES:
+        new = ALIASES[name]
+        print(f"sinkflow: note: study {name!r} is now called {new!r}; the old name will be removed.", file=sys.stderr)
+        return new
+    return name
+
+
+def get(name: str):
+    """The ``STUDY`` of the study called ``name`` (old aliases accepted with a note)."""
+    name = canonical(name)
+    known = names()
+    if name not in known:
+        raise ValueError(f"unknown study {name!r}; studies: {', '.join(known)} (see `sinkflow list`).")
+    study = importlib.import_module(f"{__name__}.{module_name(name)}").STUDY
+    if study.name != name:
+        raise RuntimeError(f"the module {module_name(name)}.py defines the study {study.name!r}; a study's name must be its module's name with '-' for '_'.")
+    return study
+
+
+def all_studies():
+    return [get(name) for name in names()]
