@@ -233,7 +233,7 @@ def field_agreement() -> dict[str, float]:
     """Largest difference between each baseline's field and sinkflow's (float32) on one shared batch
     of unit-vector states, β = 0…7: the baselines must compute the same vector field."""
     from sinkflow.attention import Attention
-    from sinkflow.fields import attention_field_unnormalized
+    from sinkflow.dynamics.attention import attention_field_unnormalized
     from sinkflow.precision import exact_matmuls
 
     x = _unit_starts(1, (len(BETAS),))

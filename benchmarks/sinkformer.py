@@ -35,7 +35,7 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-from sinkflow.fields import attention_field, sinkformer  # noqa: E402
+from sinkflow.dynamics.attention import attention_field, sinkformer  # noqa: E402
 from sinkflow.sinkhorn import sinkhorn  # noqa: E402
 from sinkflow.solve import SolverConfig, solve  # noqa: E402
 from sinkflow.sphere import normalize, uniform  # noqa: E402

@@ -54,8 +54,8 @@ import numpy as np
 
 from sinkflow.attention import Attention, random_matrix
 from sinkflow.checks import compare, worst_case
+from sinkflow.dynamics.attention import attention_field
 from sinkflow.estimators import window_log_slope
-from sinkflow.fields import attention_field
 from sinkflow.options import PreciseSolverOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve, with_finiteness

@@ -32,12 +32,12 @@ Checks
   one-dimensional kernel (single-source DAGs, connected skeletons) and a real gap,
   the decay rate of the gap modes' amplitude ‖UᵀY(t)‖ equals the gap within 2%,
   where Y(t) = X(t) − X(T) and U spans the left eigenspace of I − W⁰ at the gap
-  (:func:`sinkflow.graph_heat.left_eigenspace`). Along the linearisation
+  (:func:`sinkflow.spectra.left_eigenspace`). Along the linearisation
   d(UᵀY)/dt = −gap·UᵀY exactly, whatever the other modes do, so no spectral
   separation is needed, and this holds on a Jordan chain too (uᵀ(I − W⁰ − gap) = 0:
   the left eigenvector sees a pure exponential, not the chain's t^k e^{−gap·t}).
   Defective gaps are checked only where the gap is exact: on a DAG mask W⁰ is
-  triangular in a topological order and :func:`sinkflow.graphs.eigenvalues` returns
+  triangular in a topological order and :func:`sinkflow.spectra.eigenvalues` returns
   its diagonal (a general eigensolver guarantees a Jordan block's eigenvalue only to
   ~ε^{1/J}). The fit uses only times where an a-priori estimate of the
   linearisation's remainder, computed from the displacements alone, is ≤ 1% of the
@@ -85,15 +85,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow import graphs as G
+from sinkflow import spectra
 from sinkflow.attention import Attention
 from sinkflow.checks import compare, worst_case
+from sinkflow.dynamics.attention import attention_field
 from sinkflow.estimators import window_log_slope
-from sinkflow.fields import attention_field
-from sinkflow.graph_heat import jordan_index, left_eigenspace
 from sinkflow.options import PreciseSolverOptions, float_dtype
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.sinkhorn import Sinkhorn, sinkhorn
 from sinkflow.solve import solve, with_finiteness
+from sinkflow.spectra import jordan_index, left_eigenspace
 from sinkflow.sphere import normalize, uniform
 from sinkflow.study import Study, param
 
@@ -189,10 +190,10 @@ def make_cell(cfg: Config, static: dict):
     att_mask = mask | mask.T if norm == "skeleton" else mask
     W0 = effective_matrix(att_mask, spec)
     Leff = np.eye(n) - W0
-    gap_eff = G.spectral_gap(Leff, tol=1e-7)
-    J = jordan_index(Leff, gap_eff, tol=1e-7) if abs(np.imag(G.eigenvalues(Leff)).max()) < 1e-9 else 1
-    graph_gap = G.spectral_gap(G.laplacian(A))
-    lam = G.eigenvalues(Leff)
+    gap_eff = spectra.spectral_gap(Leff, tol=1e-7)
+    J = jordan_index(Leff, gap_eff, tol=1e-7) if abs(np.imag(spectra.eigenvalues(Leff)).max()) < 1e-9 else 1
+    graph_gap = spectra.spectral_gap(G.laplacian(A))
+    lam = spectra.eigenvalues(Leff)
     kernel = int(np.sum(np.abs(lam) < 1e-9))  # 1 ⇔ the linearisation has consensus as its only equilibrium
     real_gap = np.abs(lam[np.argmin(np.abs(lam.real - gap_eff))].imag) < 1e-9
     # uᵀY is a pure exponential at any real gap, on a Jordan chain too (uᵀ(L − gap) = 0 whatever the
@@ -218,7 +219,7 @@ def make_cell(cfg: Config, static: dict):
         "kernel": jnp.asarray(float(kernel), dtype),
         "gap2": jnp.asarray(gap2, dtype),
         "T_cell": jnp.asarray(T, dtype),
-        "henrici": jnp.asarray(G.henrici(Leff), dtype),
+        "henrici": jnp.asarray(spectra.henrici(Leff), dtype),
     }
 
     def one(key, beta):

@@ -28,7 +28,8 @@ import numpy as np
 
 from sinkflow.attention import Attention
 from sinkflow.checks import compare
-from sinkflow.fields import attention_field
+from sinkflow.dynamics import MODELS as NORMALIZATION_OF
+from sinkflow.dynamics.attention import attention_field
 from sinkflow.observables import interaction_energy
 from sinkflow.options import PreciseSolverOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
@@ -71,7 +72,7 @@ def make_cell(cfg: Config, static: dict):
     dtype = float_dtype(cfg)
     ts = time_grid(cfg.T, cfg.n_times)
     solver = cfg.solver_config()
-    normalization = "softmax" if model.startswith("sa") else "none"
+    normalization = NORMALIZATION_OF[model.removesuffix("-repulsive")]
     scale = -1.0 if model.endswith("repulsive") else 1.0
 
     def field(t, y, params):

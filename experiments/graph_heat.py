@@ -3,13 +3,13 @@
 Each cell is one graph (family, n): L = D_in − A (:mod:`sinkflow.graphs`; for
 undirected graphs D − A). ``realizations`` Gaussian starts of particle positions
 x ∈ R^{n×dim} are solved by diffrax (Tsit5, rtol 1e-12) and by the matrix
-exponential (:func:`sinkflow.graph_heat.heat_kernel`); one more solve starts on
+exponential (:func:`sinkflow.dynamics.graph.heat_kernel`); one more solve starts on
 an eigenvector of the gap eigenvalue (the Fiedler vector for undirected graphs).
 Times: t ∈ [0, T_cell] with T_cell = (horizon + 3(J − 1))/gap, J the Jordan
 index of the gap eigenvalue (t^{J−1}e^{−gap·t} needs ~3(J − 1) more e-folds
 before it decays), saved on the normalised grid u = t/T_cell ∈ [0, 1], so every
 graph is followed over comparable numbers of e-folds. Saved: the relative distance to the limit
-‖x(t) − Πx₀‖/‖x₀ − Πx₀‖ (Π = lim e^{−Lt}, :func:`sinkflow.graph_heat.limit_projector`),
+‖x(t) − Πx₀‖/‖x₀ − Πx₀‖ (Π = lim e^{−Lt}, :func:`sinkflow.spectra.limit_projector`),
 the eigen-start's norm, and per graph the spectral data: gap = smallest nonzero
 real part of the spectrum, λ₂ and its closed form (undirected families), the
 Jordan index of the gap eigenvalue, Henrici's departure from normality, the
@@ -52,18 +52,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow import graphs as G
+from sinkflow import spectra
 from sinkflow.checks import compare, worst_case
+from sinkflow.dynamics.graph import heat_kernel, laplacian_field
 from sinkflow.estimators import window_log_slope
-from sinkflow.graph_heat import (
-    eigenspace,
-    heat_kernel,
-    jordan_index,
-    laplacian_field,
-    limit_projector,
-)
 from sinkflow.options import PreciseSolverOptions, float_dtype
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve, with_finiteness
+from sinkflow.spectra import eigenspace, jordan_index, limit_projector
 from sinkflow.study import Study, param
 
 UNDIRECTED = ("path", "cycle", "complete", "star", "hypercube", "tree")
@@ -109,11 +105,11 @@ def build_graph(name: str, n: int, cfg: Config) -> np.ndarray:
 def spectral_data(A: np.ndarray) -> dict:
     """Gap, Jordan index, non-normality, leader structure and the gap eigenvector of L = D_in − A."""
     L = G.laplacian(A)
-    gap = G.spectral_gap(L)
-    lam = G.eigenvalues(L)
+    gap = spectra.spectral_gap(L)
+    lam = spectra.eigenvalues(L)
     sym = bool(np.allclose(L, L.T))
     if sym:
-        lam2, v = G.fiedler(L)
+        lam2, v = spectra.fiedler(L)
     else:
         lam2 = math.nan
     complex_gap = bool(np.any((np.abs(lam.real - gap) < 1e-9) & (np.abs(lam.imag) > 1e-9)))
@@ -137,8 +133,8 @@ def spectral_data(A: np.ndarray) -> dict:
         "gap": gap,
         "lam2": lam2,
         "jordan": jordan_index(L, gap) if not complex_gap else 1,
-        "henrici": G.henrici(L),
-        "eig_cond": G.eigenvector_condition(L),
+        "henrici": spectra.henrici(L),
+        "eig_cond": spectra.eigenvector_condition(L),
         "leader_err": leader,
         "n_sources": int(sources.size) if G.is_dag(A) else 0,
         "v": v,
@@ -168,7 +164,7 @@ def make_cell(cfg: Config, static: dict):
     else:
         v = sd["v"][:, None]
     v = jnp.asarray(v / np.linalg.norm(v), dtype)
-    closed = G.fiedler_closed_form(name, n) if name in CLOSED else math.nan
+    closed = spectra.fiedler_closed_form(name, n) if name in CLOSED else math.nan
     consts = {k: jnp.asarray(float(sd[k]), dtype) for k in ("gap", "lam2", "jordan", "henrici", "eig_cond", "leader_err", "n_sources")}
     consts["lam2_closed"] = jnp.asarray(closed, dtype)
     consts["nodes"] = jnp.asarray(float(n), dtype)

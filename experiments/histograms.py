@@ -23,7 +23,7 @@ import numpy as np
 from sinkflow import theory
 from sinkflow.attention import Attention
 from sinkflow.checks import compare
-from sinkflow.fields import attention_field
+from sinkflow.dynamics.attention import attention_field
 from sinkflow.observables import cosine_histogram, pairwise_cosines
 from sinkflow.options import SolverOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure

@@ -3,7 +3,7 @@
 Each cell is one (β, s): ``realizations`` uniform clouds of n tokens on S^{d−1}
 pass through L blocks, SA attention (Q = K = V = I) on [l, l + ½) and a
 position-wise random MLP ẋ_i = P_{x_i}(s·W_out ReLU(W_in x_i)) on [l + ½, l + 1)
-(:func:`sinkflow.hybrid.solve_hybrid`; weights ``shared`` by every block or
+(:func:`sinkflow.dynamics.hybrid.solve_hybrid`; weights ``shared`` by every block or
 ``redrawn`` per block). s = 0 is attention alone. Saved per realization at
 every eighth of a block: the Kozachenko–Leonenko entropy Ĥ (geodesic metric,
 :func:`sinkflow.entropy.kl_entropy`), the fraction of δ-close pairs P and the
@@ -47,8 +47,8 @@ import numpy as np
 
 from sinkflow.attention import Attention, attend_at
 from sinkflow.checks import compare, worst_case
+from sinkflow.dynamics.hybrid import random_mlp, solve_hybrid
 from sinkflow.entropy import kl_entropy, sphere_entropy
-from sinkflow.hybrid import random_mlp, solve_hybrid
 from sinkflow.observables import close_pair_fraction
 from sinkflow.options import SolverOptions, float_dtype
 from sinkflow.plots import new_figure, save_figure

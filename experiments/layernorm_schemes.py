@@ -4,19 +4,19 @@ Not to be confused with ``kernel-normalizations`` (softmax vs Sinkhorn *attentio
 normalisation): this study is about where LayerNorm sits in the residual stream.
 
 Each cell is one (scheme, start, β): n tokens x = rθ evolved by
-:func:`sinkflow.layernorm.layernorm_field` (Post-LN, Pre-LN, Mix-LN, Peri-LN,
+:func:`sinkflow.dynamics.layernorm.layernorm_field` (Post-LN, Pre-LN, Mix-LN, Peri-LN,
 nGPT, sqrt-scaling) with an adaptive solver and no sphere projection (the radius
 is part of the state). Starts: ``orthonormal`` (ρ₀ = 0, a Haar-rotated frame,
 needs d ≥ n) or ``random`` (``realizations`` uniform starts on S^{d−1}). Saved on a
 log-spaced time grid up to T, per realization: log(1 − ρ(t)), 1 − ρ the mean over
-pairs of ‖θ_i − θ_j‖²/2 (:func:`sinkflow.layernorm.one_minus_cosine`; accurate
+pairs of ‖θ_i − θ_j‖²/2 (:func:`sinkflow.dynamics.layernorm.one_minus_cosine`; accurate
 near consensus, where 1 − ⟨θ_i, θ_j⟩ cancels), and the mean radius. Slopes are
 fitted per realization (a realization-mean would mix transients of different
 lengths into the fitting window).
 
 Checks (MATH.md §1; fitting windows stated per check)
 - *scalar ODE*: from the orthonormal start, log(1 − ρ) of the particles equals the
-  equiangular reduction :func:`sinkflow.layernorm.equiangular_path` to 1e-5 where
+  equiangular reduction :func:`sinkflow.dynamics.layernorm.equiangular_path` to 1e-5 where
   1 − ρ ≥ 1e-9 (the solver runs at rtol 1e-10; the ODE at 1e-12).
 - *Post-LN*: slope of log(1 − ρ) vs t over the window 1e-9 ≤ 1 − ρ ≤ 1e-3 is −2 ± 0.05.
 - *nGPT*: the same slope is −2α ± 0.05 (‖A‖ → 1 at consensus).
@@ -42,7 +42,12 @@ import numpy as np
 
 from sinkflow.attention import Attention
 from sinkflow.checks import compare, worst_case
-from sinkflow.layernorm import SCHEMES, LayerNorm, equiangular_path, layernorm_field
+from sinkflow.dynamics.layernorm import (
+    SCHEMES,
+    LayerNorm,
+    equiangular_path,
+    layernorm_field,
+)
 from sinkflow.observables import one_minus_cosine
 from sinkflow.options import PreciseSolverOptions, float_dtype
 from sinkflow.plots import new_figure, save_figure

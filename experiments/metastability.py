@@ -1,7 +1,7 @@
 """metastability — GLPR Fig. 4 and the circle model: long-lived multi-cluster states on S¹.
 
 Each cell is one β: ``realizations`` uniform starts of n tokens on the circle
-(d = 2), integrated in angle coordinates (:func:`sinkflow.fields.circle_field`,
+(d = 2), integrated in angle coordinates (:func:`sinkflow.dynamics.attention.circle_field`,
 SA or USA) to t = T on a logarithmic save grid (t = 0, then ``n_times − 1``
 points from ``t_min`` to T). Clustered states are stiff (fast contraction
 inside clusters, drift between them of order e^{−cβ}), so the default stepper
@@ -53,7 +53,8 @@ import numpy as np
 from sinkflow import theory
 from sinkflow.attention import Attention
 from sinkflow.checks import compare, worst_case
-from sinkflow.fields import circle_field
+from sinkflow.dynamics import MODELS
+from sinkflow.dynamics.attention import circle_field
 from sinkflow.observables import cluster_count, interaction_energy
 from sinkflow.options import SolverOptions, float_dtype
 from sinkflow.plots import new_figure, save_figure
@@ -105,7 +106,7 @@ def make_cell(cfg: Config, static: dict):
     dtype = float_dtype(cfg)
     ts = save_times(cfg)
     solver = cfg.solver_config()
-    normalization = "softmax" if cfg.model == "sa" else "none"
+    normalization = MODELS[cfg.model]
     R, n = cfg.realizations, cfg.n
 
     def one(theta0, beta):

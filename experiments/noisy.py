@@ -2,14 +2,14 @@
 
 Each cell is one (n, dt, κ, β): ``realizations`` clouds of n uniform tokens on
 S^{d−1} evolved by dX_i = P_{X_i}(USA field) dt + √(2/κ) dW_i (Brownian motion on
-the sphere; :func:`sinkflow.noise.solve_sde`: Itô form, Euler–Maruyama on a
+the sphere; :func:`sinkflow.dynamics.noisy.solve_noisy`: Itô form, Euler–Maruyama on a
 virtual Brownian tree, renormalised every step). Saved: the order parameter
 r = |mean_i X_i| at every save time; the long-time statistics are averages over
 t ∈ [T/2, T] and realizations (standard errors from the realizations).
 
 Theory at β = 0, d = 2 (noisy Kuramoto): for κ ≤ 2 the uniform law is the only
 stationary state; for κ > 2 a synchronised branch r* = I₁(κr*)/I₀(κr*)
-(:func:`sinkflow.noise.kuramoto_branch`). Finite n, derived here: below the
+(:func:`sinkflow.theory.kuramoto_branch`). Finite n, derived here: below the
 transition the first Fourier mode Z = mean e^{iθ} is, to leading order, a
 complex Ornstein–Uhlenbeck process dZ = (½ − 1/κ)Z dt + noise with
 E|dZ_noise|² = 2dt/(nκ), so n(1 − κ/2)E[r²] = 1 (fluctuations diverge at κ = 2).
@@ -40,13 +40,15 @@ import numpy as np
 
 from sinkflow.attention import Attention
 from sinkflow.checks import compare, worst_case
+from sinkflow.dynamics.attention import attention_field
+from sinkflow.dynamics.noisy import solve_noisy
 from sinkflow.estimators import richardson_inverse_n
-from sinkflow.fields import attention_field
-from sinkflow.noise import kuramoto_branch, order_parameter, solve_sde
+from sinkflow.observables import order_parameter
 from sinkflow.options import float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.sphere import uniform
 from sinkflow.study import Study, StudyConfig, param, require
+from sinkflow.theory import kuramoto_branch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +85,7 @@ def make_cell(cfg: Config, static: dict):
         kappa, beta = values["kappa"].astype(dtype), values["beta"].astype(dtype)
         k0, k1 = jax.random.split(key)
         x0 = uniform(k0, (R, n), cfg.d, dtype)
-        sol = solve_sde(attention_field, x0, ts, Attention(beta=beta, normalization="none"), kappa=kappa, key=k1, dt=float(dt),
+        sol = solve_noisy(attention_field, x0, ts, Attention(beta=beta, normalization="none"), kappa=kappa, key=k1, dt=float(dt),
                         observable=lambda t, y, a: order_parameter(y))
         r = sol.ys  # (t, R)
         late = ts >= cfg.T / 2

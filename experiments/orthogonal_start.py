@@ -24,7 +24,8 @@ import numpy as np
 from sinkflow import theory
 from sinkflow.attention import Attention
 from sinkflow.checks import compare
-from sinkflow.fields import attention_field
+from sinkflow.dynamics import MODELS
+from sinkflow.dynamics.attention import attention_field
 from sinkflow.observables import offdiag_cosine_stats
 from sinkflow.options import PreciseSolverOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
@@ -61,7 +62,7 @@ def make_cell(cfg: Config, static: dict):
 
     def cell(values, key):
         x0 = orthonormal_frame(n, cfg.d, key, dtype)
-        params = Attention(beta=values["beta"], normalization="softmax" if model == "sa" else "none")
+        params = Attention(beta=values["beta"], normalization=MODELS[model])
         sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize)
         return {"gamma": sol.ys[:, 0], "gamma_min": sol.ys[:, 1], "gamma_max": sol.ys[:, 2], "status": sol.status, "num_steps": sol.num_steps}
 

@@ -32,8 +32,9 @@ from sinkflow import theory
 from sinkflow.attention import Attention
 from sinkflow.batching import default_piece, map_batches
 from sinkflow.checks import compare
+from sinkflow.dynamics import MODELS
+from sinkflow.dynamics.attention import attention_field, attention_field_unnormalized
 from sinkflow.estimators import transition_times
-from sinkflow.fields import attention_field, attention_field_unnormalized
 from sinkflow.grid import parse_grid
 from sinkflow.observables import close_pair_fraction
 from sinkflow.options import SolverOptions, float_dtype, time_grid
@@ -70,7 +71,7 @@ def make_chunk(cfg: Config, static: dict):
     dtype = float_dtype(cfg)
     ts = time_grid(cfg.T, cfg.n_times)
     solver = cfg.solver_config()
-    normalization = "softmax" if cfg.model == "sa" else "none"
+    normalization = MODELS[cfg.model]
     R = cfg.realizations
     # Fixed steps: every stage is evaluated afresh, so the cheaper extension off the sphere is exact enough
     # (same order, see fields.attention_field_unnormalized); FSAL adaptive methods keep the 0-homogeneous one.

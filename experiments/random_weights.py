@@ -46,8 +46,9 @@ import numpy as np
 from sinkflow import theory
 from sinkflow.attention import Attention, random_matrix
 from sinkflow.checks import compare, worst_case
+from sinkflow.dynamics import MODELS
+from sinkflow.dynamics.attention import attention_field
 from sinkflow.estimators import window_log_slope
-from sinkflow.fields import attention_field
 from sinkflow.grid import parse_grid
 from sinkflow.observables import close_pair_fraction, one_minus_cosine
 from sinkflow.options import SolverOptions, float_dtype, time_grid
@@ -114,7 +115,7 @@ def make_cell(cfg: Config, static: dict):
     dtype = float_dtype(cfg)
     ts = time_grid(cfg.T, cfg.n_times)
     solver = cfg.solver_config()
-    normalization = "softmax" if cfg.model == "sa" else "none"
+    normalization = MODELS[cfg.model]
     R = cfg.realizations
     L = int(round(cfg.T))
 

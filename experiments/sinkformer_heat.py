@@ -3,12 +3,12 @@
 Each cell is one (normalizer, dim, n, ε): ``realizations`` clouds of n particles
 from N(0, s₀ I_dim) evolved by ẋ_i = −(1/ε)(Σ_j W_ij x_j − x_i), W the
 Sinkhorn-normalised (or, for ``softmax``, row-normalised) kernel
-exp(−‖x_i − x_j‖²/(wε)) (:func:`sinkflow.fields.heat_field`; w = ``--width``).
+exp(−‖x_i − x_j‖²/(wε)) (:func:`sinkflow.dynamics.heat.heat_field`; w = ``--width``).
 Saved at every time: the per-coordinate variance (centred, unbiased), the
 Kozachenko–Leonenko entropy of the cloud, and the worst Sinkhorn marginal error
 and converged fraction of the normalisation at that state.
 
-Theory (MATH.md §2, :mod:`sinkflow.heat_theory`): Gaussians stay Gaussian and the
+Theory (MATH.md §2, :mod:`sinkflow.theory`): Gaussians stay Gaussian and the
 variance obeys ds/dt = (2/ε)(1 − λ(s; wε)) s exactly at finite ε (mean-field,
 n → ∞), tending to the heat equation ∂_tρ = (w/4)Δρ (s = s₀ + wt/2) for Sinkhorn
 and to (w/2)Δρ (s = s₀ + wt) for softmax as ε → 0. The convention: w = 1 is
@@ -66,11 +66,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sinkflow import heat_theory
+from sinkflow import theory
 from sinkflow.checks import compare, sinkhorn_check, worst_case
+from sinkflow.dynamics.heat import HeatFlow, heat_field, sq_distances
 from sinkflow.entropy import kl_entropy
 from sinkflow.estimators import richardson_inverse_n
-from sinkflow.fields import HeatFlow, heat_field, sq_distances
 from sinkflow.options import SinkhornOptions, SolverOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.sinkhorn import Sinkhorn, sinkhorn
@@ -189,7 +189,7 @@ def coords(cfg: Config):
 
 def _ode(ds, cfg, normalizer, eps):
     t = ds["t"].values
-    return np.asarray(heat_theory.variance_path(float(cfg.s0), float(eps), t, normalizer, float(cfg.width)))
+    return np.asarray(theory.variance_path(float(cfg.s0), float(eps), t, normalizer, float(cfg.width)))
 
 
 def plot(ds, cfg, outdir):
@@ -205,7 +205,7 @@ def plot(ds, cfg, outdir):
                 sel = ds.sel(dim=dim, normalizer=nm, epsilon=eps, n=nmax)
                 ax.errorbar(t, sel["var"].values, yerr=2 * sel["var_se"].values, fmt="o", ms=3, color=f"C{k}", label=f"ε={eps:g}")
                 ax.plot(t, _ode(ds, cfg, nm, eps), color=f"C{k}", lw=1)
-            rate = heat_theory.heat_limit_rate(str(nm), w)
+            rate = theory.heat_limit_rate(str(nm), w)
             ax.plot(t, s0 + rate * t, "k--", lw=1, label=f"heat: s₀ + {rate:g}t")
             ax.set_title(f"{nm} (n = {int(nmax)}, dim = {int(dim)})")
             ax.set_xlabel("t")
@@ -302,7 +302,7 @@ def checks(ds, cfg):
         out.append(compare("finite-n gap to the ODE shrinks with n", "mean-field limit", 0.0, worst, 0.0,
                            "largest increase of |s_n(T) − s_ODE(T)| from one n to the next, beyond 4se", mode="le", detail=detail))
     if "sinkhorn" in ds["normalizer"].values:
-        rate = heat_theory.heat_limit_rate("sinkhorn", w)
+        rate = theory.heat_limit_rate("sinkhorn", w)
         for dim in ds["dim"].values:
             resolved = [e for e in ds["epsilon"].values if _neighbours(ds, cfg, dim, e) >= MIN_NEIGHBOURS]
             if not resolved:

@@ -33,9 +33,10 @@ import numpy as np
 from sinkflow import theory
 from sinkflow.attention import Attention
 from sinkflow.checks import compare, sinkhorn_check
+from sinkflow.dynamics import MODELS as NORMALIZATION_OF
+from sinkflow.dynamics.attention import attention_field
 from sinkflow.entropy import kl_entropy
 from sinkflow.estimators import transition_times
-from sinkflow.fields import attention_field
 from sinkflow.observables import close_pair_fraction
 from sinkflow.options import SinkhornOptions, SolverOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
@@ -75,7 +76,7 @@ def _params(cfg: Config, model: str, beta):
         # c = β⟨x_i, x_j⟩ is symmetric but bounded (|c| ≤ β): alternation converges in ~5 iterations and
         # beats the averaged loop (benchmarks/sinkformer.py), so auto does not switch it on here
         return Attention(beta=beta, normalization="sinkhorn", sinkhorn=cfg.sinkhorn_spec(cfg.epsilon))
-    return Attention(beta=beta, normalization="softmax" if model == "sa" else "none")
+    return Attention(beta=beta, normalization=NORMALIZATION_OF[model])
 
 
 def make_cell(cfg: Config, static: dict):

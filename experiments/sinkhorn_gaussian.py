@@ -45,13 +45,13 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 
 from sinkflow.checks import compare, sinkhorn_check, worst_case
+from sinkflow.dynamics.heat import sq_distances
 from sinkflow.estimators import power_law_limit_test
-from sinkflow.fields import sq_distances
-from sinkflow.heat_theory import lambda_sinkhorn, lambda_softmax
 from sinkflow.options import SinkhornOptions, float_dtype
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.sinkhorn import Sinkhorn, sinkhorn
 from sinkflow.study import Study, param
+from sinkflow.theory import lambda_sinkhorn, lambda_softmax
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,8 +41,9 @@ import numpy as np
 from sinkflow import theory
 from sinkflow.attention import Attention
 from sinkflow.checks import compare, worst_case
+from sinkflow.dynamics import MODELS
+from sinkflow.dynamics.attention import attention_field
 from sinkflow.estimators import window_log_slope
-from sinkflow.fields import attention_field
 from sinkflow.observables import one_minus_cosine
 from sinkflow.options import PreciseSolverOptions, float_dtype
 from sinkflow.plots import new_figure, save_figure
@@ -88,7 +89,7 @@ def make_cell(cfg: Config, static: dict):
     layers = np.arange(cfg.layers + 1, dtype=float)
     continuous = cfg.solver_config()
     discrete = SolverConfig(method="euler", dt=1.0)
-    norm = "softmax" if model == "sa" else "none"
+    norm = MODELS[model]
     R = cfg.realizations
 
     def observable(t, x, args):

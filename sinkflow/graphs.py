@@ -62,12 +62,6 @@ __all__ = [
     "check_graph",
     "check_dag",
     "laplacian",
-    "eigenvalues",
-    "spectral_gap",
-    "fiedler",
-    "fiedler_closed_form",
-    "henrici",
-    "eigenvector_condition",
     "acyclicity",
     "acyclicity_grad",
 ]
@@ -332,76 +326,6 @@ def laplacian(A, kind: str = "in", normalized: str | None = None) -> np.ndarray:
         s = np.where(deg > 0, 1.0 / np.sqrt(np.where(deg > 0, deg, 1.0)), 0.0)
         return s[:, None] * L * s[None, :]
     return L
-
-
-def eigenvalues(L) -> np.ndarray:
-    """Eigenvalues sorted by real part (then imaginary part).
-
-    Exact for matrices whose off-diagonal support is acyclic (Laplacians and masked attention
-    matrices of DAGs): a symmetric permutation makes them triangular, so the eigenvalues are the
-    diagonal entries. A general eigensolver is only guaranteed ~ε^{1/J} accuracy on a Jordan block of
-    size J (LAPACK's balancing usually finds the permutation, but that is not a contract), and the
-    defective gaps of DAG dynamics are exactly the cases where this matters."""
-    L = np.asarray(L, float)
-    lam = np.diag(L).copy() if is_dag((L != 0) & ~np.eye(L.shape[0], dtype=bool)) else np.linalg.eigvals(L)
-    return lam[np.lexsort((lam.imag, lam.real))]
-
-
-def spectral_gap(L, tol: float = 1e-9) -> float:
-    """Smallest real part among the eigenvalues with |λ| > tol (the asymptotic decay rate of e^{−Lt} off its kernel)."""
-    lam = eigenvalues(L)
-    nz = lam[np.abs(lam) > tol * max(1.0, np.max(np.abs(lam)))]
-    return float(np.min(nz.real)) if nz.size else math.nan
-
-
-def fiedler(L) -> tuple[float, np.ndarray]:
-    """(λ₂, unit Fiedler vector) of a symmetric Laplacian."""
-    L = np.asarray(L, float)
-    if not np.allclose(L, L.T):
-        raise ValueError("fiedler needs a symmetric (undirected) Laplacian; use spectral_gap for directed graphs.")
-    w, V = np.linalg.eigh(L)
-    return float(w[1]), V[:, 1]
-
-
-def fiedler_closed_form(name: str, n: int) -> float:
-    """λ₂ of D − A for undirected families (MATH.md §3): path 2 − 2cos(π/n), cycle 2 − 2cos(2π/n),
-    complete n, star 1, hypercube (n = 2^k) 2."""
-    if name == "path":
-        return 2.0 - 2.0 * math.cos(math.pi / n)
-    if name == "cycle":
-        return 2.0 - 2.0 * math.cos(2.0 * math.pi / n)
-    if name == "complete":
-        return float(n)
-    if name == "star":
-        return 1.0
-    if name == "hypercube":
-        return 2.0
-    raise ValueError(f"no closed-form λ₂ for family {name!r}; known: path, cycle, complete, star, hypercube.")
-
-
-def henrici(L) -> float:
-    """Henrici's departure from normality √(‖L‖_F² − Σ|λ_i|²) / ‖L‖_F (0 iff L is normal)."""
-    from scipy.linalg import schur
-
-    L = np.asarray(L, float)
-    fro = float(np.linalg.norm(L))
-    if fro == 0.0:
-        return 0.0
-    T, _ = schur(L, output="complex")  # L = Z T Z*, T = diag(λ) + N: the departure is ‖N‖_F (no cancellation)
-    return float(np.linalg.norm(np.triu(T, k=1))) / fro
-
-
-def eigenvector_condition(L) -> float:
-    """2-norm condition number of the eigenvector matrix (1 for symmetric L; ∞ if L is defective).
-
-    For symmetric L the orthonormal eigenbasis is used (a general eigensolver may return a
-    non-orthogonal basis inside a repeated eigenspace)."""
-    L = np.asarray(L, float)
-    if np.allclose(L, L.T):
-        return 1.0
-    _, V = np.linalg.eig(L)
-    s = np.linalg.svd(V, compute_uv=False)
-    return float(s[0] / s[-1]) if s[-1] > 1e-12 * s[0] else math.inf
 
 
 def acyclicity(W: Float[Array, "n n"]) -> Float[Array, ""]:

@@ -23,6 +23,7 @@ from jaxtyping import Array, Float
 from .sphere import normalize
 
 __all__ = [
+    "order_parameter",
     "one_minus_cosine",
     "pairwise_cosines",
     "close_pair_fraction",
@@ -106,3 +107,8 @@ def one_minus_cosine(x: Float[Array, "... n d"]) -> Float[Array, "..."]:
     n = x.shape[-2]
     diff = theta[..., :, None, :] - theta[..., None, :, :]
     return jnp.sum(diff * diff, axis=(-3, -2, -1)) / (2.0 * n * (n - 1))
+
+
+def order_parameter(x: jax.Array) -> jax.Array:
+    """r = |(1/n) Σ_i x_i| for tokens ``(..., n, d)``."""
+    return jnp.linalg.norm(jnp.mean(x, axis=-2), axis=-1)

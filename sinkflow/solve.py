@@ -11,7 +11,7 @@ returning a silent NaN.
 States on the sphere. With ``project=`` a function (e.g.
 ``sinkflow.sphere.normalize`` on the token part of the state), the solver is
 wrapped in :class:`ProjectedSolver`, which applies it after every step. The
-fields in :mod:`sinkflow.fields` evaluate at the normalised input and return a
+fields in :mod:`sinkflow.dynamics` evaluate at the normalised input and return a
 tangent vector, so the exact flow keeps norms and the FSAL stage of Tsit5/Dopri5
 stays consistent after projection (f(y) = f(y/|y|)).
 
@@ -403,7 +403,7 @@ def solve_layers(
     Phases. With ``field = (f_1, …, f_P)`` and ``layer_args = (a_1, …, a_P)`` (each stacked over
     L), every layer runs P phases in order, phase p solving ẏ = f_p(t, y, a_p[l]) for a time τ:
     the hybrid attention/MLP block of seed 001 is ``(attention_field, mlp_field)`` with τ = ½
-    (:func:`sinkflow.hybrid.solve_hybrid`). Saves then follow every phase; the observable gets the
+    (:func:`sinkflow.dynamics.hybrid.solve_hybrid`). Saves then follow every phase; the observable gets the
     phase's args. ``batch_ndim`` as in :func:`solve`.
     """
     fields = tuple(field) if isinstance(field, (tuple, list)) else (field,)

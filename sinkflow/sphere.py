@@ -16,7 +16,7 @@ Special starts (each returns ``(n, d)`` unless a batch is requested):
 - ``regular_simplex``: the equiangular start with ρ₀ = −1/(n−1), an (unstable)
   equilibrium of SA and USA.
 - ``circle``: the embedding θ ↦ (cos θ, sin θ) of angles on S¹ (the d = 2 case
-  in angle coordinates, see :func:`sinkflow.fields.circle_field`).
+  in angle coordinates, see :func:`sinkflow.dynamics.attention.circle_field`).
 - ``hemisphere``: uniform points conditioned on ⟨x, e₁⟩ > 0 (reflection), and
   ``cone``: uniform points in the spherical cap of angular radius θ around e₁.
 """

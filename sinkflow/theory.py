@@ -1,4 +1,4 @@
-"""Closed forms and reference solutions from MATH.md §1 (GLPR, MF).
+"""Closed forms and reference solutions of MATH.md (§1 GLPR, MF; §2 the Sinkformer heat flow).
 
 Every function is pure and written with ``jax.numpy`` so it can be jitted,
 vmapped over β or n and compared with simulations inside tests and checks.
@@ -39,6 +39,23 @@ For accuracy use float64 (``jax.config.update("jax_enable_x64", True)``).
   Gauss–Legendre quadrature. Near φ = π, H ≈ e^{−2β}(m/(1−m) + (1−m)/m) for SA
   (e^{−β} for USA): the lifetimes of metastable two-cluster states grow like
   e^{cβ}, c ≤ 2 (SA).
+
+Sinkformer heat flow (MATH.md §2). For data N(0, sI_d) and the kernel exp(−‖x − y‖²/ε) (ε here is the *effective*
+width wε of :class:`sinkflow.dynamics.heat.HeatFlow`), the normalised attention maps x to λx:
+
+- :func:`lambda_sinkhorn`: λ = 4s/(ε + √(ε² + 16s²)) (doubly stochastic; derived);
+- :func:`lambda_softmax`:  λ = s/(s + ε/2) (row-stochastic; the Gaussian posterior mean).
+
+Under the heat-flow-scaled field ẋ = (σ/ε)(Σ_j W_ij x_j − x), σ = −1, the
+per-coordinate variance of a Gaussian cloud obeys (Gaussians are preserved
+because the map is linear) :func:`variance_rhs`:
+ds/dt = (2/ε)(1 − λ(s; wε)) s, whose ε → 0 limit is ds/dt = w/2 (Sinkhorn; heat
+equation ∂_tρ = (w/4)Δρ) and w (softmax; ½-heat for w = 1). :func:`variance_path`
+integrates it (diffrax Tsit5, tight tolerances).
+
+These are jax.numpy and broadcast over s and ε.
+
+Noisy Kuramoto (MF §7): :func:`kuramoto_branch`, the synchronised branch r = I₁(κr)/I₀(κr).
 """
 
 from __future__ import annotations
@@ -52,7 +69,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .entropy import gaussian_entropy
+
 __all__ = [
+    "NORMALIZERS",
+    "lambda_sinkhorn",
+    "lambda_softmax",
+    "variance_rhs",
+    "variance_path",
+    "heat_limit_rate",
+    "entropy_path",
+    "kuramoto_branch",
     "MODELS",
     "equiangular_rhs",
     "equiangular_gamma",
@@ -271,3 +298,85 @@ def two_cluster_merge_time(phi0, phi1, beta, m, model: str = "sa", nodes: int = 
         return -jnp.sin(phi) / two_cluster_rhs(phi, jnp.asarray(beta, float)[..., None], jnp.asarray(m, float)[..., None], model)
 
     return _quad(integrand, u1, u0, nodes, u0.dtype)
+
+
+#: Kernel normalisations with a Gaussian closed form (MATH.md §2).
+NORMALIZERS = ("sinkhorn", "softmax")
+
+
+def lambda_sinkhorn(s, eps):
+    """Linear gain of balanced Sinkhorn attention on N(0, sI): 4s/(ε + √(ε² + 16s²))."""
+    s, eps = jnp.asarray(s), jnp.asarray(eps)
+    return 4.0 * s / (eps + jnp.sqrt(eps * eps + 16.0 * s * s))
+
+
+def lambda_softmax(s, eps):
+    """Linear gain of softmax attention on N(0, sI): s/(s + ε/2)."""
+    s, eps = jnp.asarray(s), jnp.asarray(eps)
+    return s / (s + 0.5 * eps)
+
+
+def _lam(normalizer: str):
+    if normalizer == "sinkhorn":
+        return lambda_sinkhorn
+    if normalizer == "softmax":
+        return lambda_softmax
+    raise ValueError(f"normalizer {normalizer!r} has no Gaussian closed form; use one of {NORMALIZERS}.")
+
+
+def variance_rhs(s, eps, normalizer: str = "sinkhorn", width: float = 1.0, sign: float = -1.0):
+    """ds/dt = −σ(2/ε)(1 − λ(s; wε)) s for the per-coordinate variance s."""
+    lam = _lam(normalizer)(s, width * jnp.asarray(eps))
+    return -sign * (2.0 / eps) * (1.0 - lam) * s
+
+
+def heat_limit_rate(normalizer: str = "sinkhorn", width: float = 1.0) -> float:
+    """lim_{ε→0} ds/dt: w/2 (Sinkhorn, ∂_tρ = (w/4)Δρ) and w (softmax)."""
+    _lam(normalizer)
+    return 0.5 * width if normalizer == "sinkhorn" else width
+
+
+@functools.partial(jax.jit, static_argnames=("normalizer",))
+def variance_path(s0, eps, ts, normalizer: str = "sinkhorn", width: float = 1.0, sign: float = -1.0):
+    """s(t) at the times ``ts`` (ts[0] is the start) for scalar s0, ε (jitted; s0, ε, w, σ traced)."""
+    term = diffrax.ODETerm(lambda t, s, a: variance_rhs(s, eps, normalizer, width, sign))
+    ts = jnp.asarray(ts)
+    sol = diffrax.diffeqsolve(
+        term,
+        diffrax.Tsit5(),
+        ts[0],
+        ts[-1],
+        None,
+        jnp.asarray(s0, ts.dtype),
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-12),
+        max_steps=100_000,
+    )
+    return sol.ys
+
+
+def entropy_path(s, d: int):
+    """Entropy of N(0, sI_d): (d/2) log(2πe s)."""
+    return gaussian_entropy(d * jnp.log(jnp.asarray(s)), d)
+
+
+def kuramoto_branch(kappa: float, *, tol: float = 1e-14) -> float:
+    """The synchronised branch r = I₁(κr)/I₀(κr) of the noisy Kuramoto model (β = 0, d = 2); 0 for κ ≤ 2.
+
+    Solved by bisection on g(r) = I₁(κr)/I₀(κr) − r over (0, 1): g > 0 near 0⁺ iff κ > 2 and g(1) < 0.
+    """
+    from scipy.special import i0e, i1e
+
+    if kappa <= 2.0:
+        return 0.0
+
+    def g(r):
+        return i1e(kappa * r) / i0e(kappa * r) - r
+
+    lo, hi = 1e-9, 1.0
+    if g(lo) <= 0:  # κ barely above 2: the branch is within 1e-9 of 0
+        return 0.0
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if g(mid) > 0 else (lo, mid)
+    return 0.5 * (lo + hi)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from sinkflow.estimators import power_law_limit_test
-from sinkflow.heat_theory import lambda_sinkhorn, lambda_softmax
+from sinkflow.theory import lambda_sinkhorn, lambda_softmax
 
 N = np.array([1000.0, 2000.0, 4000.0])
 # sinkhorn-gaussian, paper preset, dim = 3, s = 2, ε = 0.5 (64 realizations each, float64, H100,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sinkflow import sphere, theory
-from sinkflow.fields import attention_field, circle_field, sa, usa
+from sinkflow.dynamics.attention import attention_field, circle_field, sa, usa
 from sinkflow.solve import SolverConfig, solve
 
 TIGHT = SolverConfig("tsit5", dt=1e-3, rtol=1e-11, atol=1e-13)

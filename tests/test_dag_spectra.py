@@ -6,7 +6,8 @@ from scipy.linalg import expm
 
 from sinkflow.studies.dag_spectra import effective_matrix, parse_graph, parse_normalization
 from sinkflow import graphs as G
-from sinkflow.graph_heat import left_eigenspace
+from sinkflow import spectra
+from sinkflow.spectra import left_eigenspace
 
 
 def _leff(name, norm, n=8):
@@ -17,16 +18,16 @@ def _leff(name, norm, n=8):
 def test_left_eigenspace_at_the_gap():
     for name, norm in (("sf:1", "fixed-3"), ("sf:2", "softmax"), ("er:0.3", "softmax")):
         L = _leff(name, norm)
-        gap = G.spectral_gap(L, tol=1e-7)
+        gap = spectra.spectral_gap(L, tol=1e-7)
         U = left_eigenspace(L, gap, tol=1e-7)
-        assert U.shape[1] == int(np.sum(np.abs(G.eigenvalues(L) - gap) < 1e-6))  # semisimple here: whole eigenspace
+        assert U.shape[1] == int(np.sum(np.abs(spectra.eigenvalues(L) - gap) < 1e-6))  # semisimple here: whole eigenspace
         assert np.abs(U.T @ U - np.eye(U.shape[1])).max() < 1e-12
         assert np.abs(U.T @ L - gap * U.T).max() < 1e-10
 
 
 def test_gap_mode_rate_when_the_max_distance_misses_it():
     L = _leff("complete", "softmax")  # gap 1/2, next 2/3, all simple (no Jordan transients in the max)
-    gap = G.spectral_gap(L, tol=1e-7)
+    gap = spectra.spectral_gap(L, tol=1e-7)
     u = left_eigenspace(L, gap, tol=1e-7)[:, 0]
     rng = np.random.default_rng(0)
     Y0 = rng.standard_normal((L.shape[0], 3))
@@ -52,12 +53,12 @@ def test_eigenvalues_are_exact_on_permuted_triangular_matrices():
     L = _path_softmax(9)
     perm = np.random.default_rng(1).permutation(9)
     Lp = L[np.ix_(perm, perm)]  # not triangular in index order: the DAG's topological order is hidden
-    assert np.array_equal(G.eigenvalues(Lp), np.sort(np.diag(L)))
-    assert G.spectral_gap(Lp) == 0.5
+    assert np.array_equal(spectra.eigenvalues(Lp), np.sort(np.diag(L)))
+    assert spectra.spectral_gap(Lp) == 0.5
     U = left_eigenspace(Lp, 0.5)
     assert U.shape[1] == 1 and np.abs(U[:, 0] @ Lp - 0.5 * U[:, 0]).max() < 1e-14  # geometric multiplicity 1
     cycle = np.eye(4) - np.roll(np.eye(4), 1, axis=0)  # a cycle: not triangular under any permutation
-    assert np.allclose(G.eigenvalues(cycle), np.sort_complex(1 - np.exp(2j * np.pi * np.arange(4) / 4)), atol=1e-12)
+    assert np.allclose(spectra.eigenvalues(cycle), np.sort_complex(1 - np.exp(2j * np.pi * np.arange(4) / 4)), atol=1e-12)
 
 
 def test_defective_gap_mode_is_a_pure_exponential():

@@ -7,7 +7,7 @@ import pytest
 
 from sinkflow import sphere, theory
 from sinkflow.attention import Attention
-from sinkflow.fields import attention_field, sa, usa
+from sinkflow.dynamics.attention import attention_field, sa, usa
 from sinkflow.observables import interaction_energy, offdiag_cosine_stats, pairwise_cosines
 from sinkflow.solve import SolverConfig, solve
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sinkflow import heat_theory as H
+from sinkflow import theory as H
 from sinkflow.entropy import gaussian_entropy, kl_entropy, log_unit_ball, sphere_entropy
 from sinkflow.sphere import uniform
 

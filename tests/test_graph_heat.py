@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from sinkflow import graphs as G
-from sinkflow.graph_heat import eigenspace, heat_kernel, jordan_index, laplacian_field, left_eigenspace, limit_projector
+from sinkflow import spectra
+from sinkflow.spectra import eigenspace, jordan_index, left_eigenspace, limit_projector
+from sinkflow.dynamics.graph import heat_kernel, laplacian_field
 from sinkflow.solve import SolverConfig, solve
 
 TIGHT = SolverConfig("tsit5", dt=1e-3, rtol=1e-12, atol=1e-14)
@@ -23,7 +25,7 @@ def test_diffrax_matches_expm(A):
 
 def test_fiedler_start_decays_exactly_at_lambda2():
     L = G.laplacian(G.path(10))
-    lam2, v = G.fiedler(L)
+    lam2, v = spectra.fiedler(L)
     ts = np.linspace(0, 20, 11)
     ys = np.asarray(heat_kernel(jnp.asarray(L), jnp.asarray(v), ts))
     np.testing.assert_allclose(np.linalg.norm(ys, axis=1), np.exp(-lam2 * ts), rtol=1e-10)

@@ -7,8 +7,8 @@ import pytest
 
 from sinkflow import sphere
 from sinkflow.attention import Attention
-from sinkflow.fields import attention_field
-from sinkflow.hybrid import mlp_field, random_mlp, solve_hybrid
+from sinkflow.dynamics.attention import attention_field
+from sinkflow.dynamics.hybrid import mlp_field, random_mlp, solve_hybrid
 from sinkflow.solve import SolverConfig, solve, solve_layers
 
 

@@ -7,8 +7,10 @@ import pytest
 from scipy.special import i0, i1
 
 from sinkflow.attention import Attention
-from sinkflow.fields import attention_field
-from sinkflow.noise import kuramoto_branch, order_parameter, solve_sde
+from sinkflow.dynamics.attention import attention_field
+from sinkflow.theory import kuramoto_branch
+from sinkflow.observables import order_parameter
+from sinkflow.dynamics.noisy import solve_noisy
 from sinkflow.solve import SolverConfig, solve
 from sinkflow.sphere import normalize, uniform
 
@@ -16,7 +18,7 @@ from sinkflow.sphere import normalize, uniform
 def _run(kappa, key=1, dt=0.01, d=3, T=1.0, beta=1.0):
     x0 = uniform(jax.random.key(0), (2, 6), d, jnp.float64)
     ts = np.linspace(0.0, T, 11)
-    return x0, ts, solve_sde(attention_field, x0, ts, Attention(beta=jnp.asarray(beta), normalization="none"), kappa=kappa, key=jax.random.key(key), dt=dt)
+    return x0, ts, solve_noisy(attention_field, x0, ts, Attention(beta=jnp.asarray(beta), normalization="none"), kappa=kappa, key=jax.random.key(key), dt=dt)
 
 
 def test_norms_exact_paths_reproducible_and_key_dependent():
@@ -35,7 +37,7 @@ def test_noise_is_tangent_and_has_the_brownian_variance():
     d, kappa, dt, m = 4, 0.5, 1e-3, 4000
     x0 = jnp.tile(jnp.eye(d, dtype=jnp.float64)[:1], (m, 1))[:, None, :]  # m independent tokens at e₁
     zero = lambda t, y, a: jnp.zeros_like(y)  # noqa: E731
-    sol = solve_sde(zero, x0, np.array([0.0, dt]), None, kappa=kappa, key=jax.random.key(3), dt=dt)
+    sol = solve_noisy(zero, x0, np.array([0.0, dt]), None, kappa=kappa, key=jax.random.key(3), dt=dt)
     step = sol.ys[-1, :, 0, :] - x0[:, 0, :]
     tangent = step[:, 1:]
     mean_sq = float(jnp.mean(jnp.sum(tangent**2, axis=-1)))

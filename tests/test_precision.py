@@ -11,8 +11,8 @@ import numpy as np
 
 from sinkflow import studies
 from sinkflow import sphere
-from sinkflow.fields import attention_field, sa
-from sinkflow.noise import solve_sde
+from sinkflow.dynamics.attention import attention_field, sa
+from sinkflow.dynamics.noisy import solve_noisy
 from sinkflow.solve import SolverConfig, solve
 from sinkflow.sweep import run_sweep
 
@@ -65,6 +65,6 @@ def test_solvers_trace_every_product_in_float32_proper():
         found = _dot_precisions(jax.make_jaxpr(lambda x: solve(attention_field, x, ts, sa(1.0), config=cfg).ys)(x0).jaxpr)
         assert found and all(p == EXACT for p in found), (method, set(found))
     found = _dot_precisions(
-        jax.make_jaxpr(lambda x: solve_sde(attention_field, x, ts, sa(1.0), kappa=0.1, key=jax.random.key(2), dt=0.1).ys)(x0).jaxpr
+        jax.make_jaxpr(lambda x: solve_noisy(attention_field, x, ts, sa(1.0), kappa=0.1, key=jax.random.key(2), dt=0.1).ys)(x0).jaxpr
     )
     assert found and all(p == EXACT for p in found), set(found)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sinkflow import attention as A
-from sinkflow.fields import attention_field, sinkformer
+from sinkflow.dynamics.attention import attention_field, sinkformer
 from sinkflow.sinkhorn import Sinkhorn, marginal_error, sink_functional, sinkhorn
 from sinkflow.sphere import uniform
 
@@ -189,7 +189,7 @@ def test_iterate_errors_match_fixed_iterations_and_obey_birkhoff_rate():
 
 
 def test_symmetric_loop_matches_alternation_and_is_much_faster_on_a_gaussian_cloud():
-    from sinkflow.fields import sq_distances
+    from sinkflow.dynamics.heat import sq_distances
 
     x = jax.random.normal(jax.random.key(3), (120, 2), jnp.float64)
     c = -sq_distances(x)

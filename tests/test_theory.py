@@ -113,7 +113,7 @@ def test_usa_layer_map_two_tokens_on_the_circle_against_numpy():
     """The projected Euler USA layer for n = 2 in d = 2, iterated in plain numpy, vs sinkflow's
     solve(euler, project=normalize) and the per-layer contraction 2 log|1 − η·rate/2|."""
     from sinkflow.attention import Attention
-    from sinkflow.fields import attention_field
+    from sinkflow.dynamics.attention import attention_field
     from sinkflow.solve import SolverConfig, solve
     from sinkflow.sphere import normalize
 

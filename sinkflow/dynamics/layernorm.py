@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .attention import Attention, attend
-from .theory import equiangular_weights
+from ..theory import equiangular_weights
 
 __all__ = ["SCHEMES", "LayerNorm", "layernorm_field", "speed_and_radial", "equiangular_path"]
 

@@ -1,10 +1,10 @@
-"""Vector fields ``f(t, x, params) -> dx/dt`` (diffrax's signature).
+"""Attention flows on the sphere: SA, USA and the Sinkformer as vector fields ``f(t, x, params)``.
 
-Each field takes the token configuration ``x`` of shape ``(..., n, d)`` and
-parameters as an equinox module (array leaves traced, so sweeps over β, Q, K, V
-compile once). Fields on the sphere evaluate at ``normalize(x)`` and return the
-tangent projection, so that the exact flow preserves norms and a
-:class:`sinkflow.solve.ProjectedSolver` is consistent with FSAL stages.
+Each field takes the token configuration ``x`` of shape ``(..., n, d)`` and an
+:class:`~sinkflow.attention.Attention` (array leaves traced, so sweeps over β, Q, K, V
+compile once). Fields evaluate at ``normalize(x)`` and return the tangent projection,
+so that the exact flow preserves norms and a :class:`sinkflow.solve.ProjectedSolver`
+is consistent with FSAL stages.
 
 - :func:`attention_field`: SA (``Attention(normalization="softmax")``), USA
   (``"none"``) and the Sinkformer on the sphere (``"sinkhorn"``):
@@ -17,30 +17,24 @@ tangent projection, so that the exact flow preserves norms and a
   with Q = K = V = I this is θ_i' = Σ_j w_ij sin(θ_j − θ_i) (MATH.md §1, the
   circle model; USA at β = 0 is Kuramoto). No projection is needed, which suits
   the implicit long-horizon solves of the metastability study.
-- :func:`heat_field`: the Sinkformer in R^d with the heat-flow scaling (MATH.md §2),
-  ẋ_i = (σ/ε)(Σ_j W_ij x_j − x_i), W the normalised kernel exp(−‖x_i − x_j‖²/(wε)).
-
-Heat-flow convention. With width w, a Gaussian N(0, sI) is mapped by the
-Sinkhorn-normalised kernel to λx, λ = 4s/(wε + √((wε)² + 16s²)) (MATH.md §2 with
-ε ↦ wε), so for σ = −1 and ε → 0 the particle velocity tends to −(w/4)∇log ρ
-and the mean-field limit is ∂_tρ = (w/4)Δρ. w = 1 (the default, MATH.md's
-kernel exp(−‖x−y‖²/ε)) gives ¼Δ; w = 4 gives ∂_tρ = Δρ, the form in which seeds
-000/001 quote SINK Thm 1 (velocity −∇log ρ). We could not read SINK's own scaling
-of ε in the theorem; the two statements differ only by ε ↦ 4ε, and both are tested.
+- :func:`sa`, :func:`usa`, :func:`sinkformer`, :func:`attention_params`: the parameters
+  of each model by name (:data:`sinkflow.dynamics.MODELS`).
 """
 
 from __future__ import annotations
 
 from jaxtyping import Array, Float
 
-import equinox as eqx
 import jax.numpy as jnp
 
-from .attention import Attention, attend, attention_matrix
-from .sinkhorn import Sinkhorn, sinkhorn
-from .sphere import circle, normalize, project_tangent
+from ..attention import Attention, attend, attention_matrix
+from ..sinkhorn import Sinkhorn
+from ..sphere import circle, normalize, project_tangent
 
-__all__ = ["attention_field", "attention_field_unnormalized", "circle_field", "sa", "usa", "sinkformer", "HeatFlow", "heat_field", "sq_distances"]
+__all__ = ["attention_field", "attention_field_unnormalized", "circle_field", "sa", "usa", "sinkformer", "attention_params", "MODELS"]
+
+#: Attention flow name → the normalisation of its weights (:class:`~sinkflow.attention.Attention`).
+MODELS = {"sa": "softmax", "usa": "none", "sinkformer": "sinkhorn"}
 
 
 def attention_field(t, x: Float[Array, "... n d"], params: Attention) -> Float[Array, "... n d"]:
@@ -103,31 +97,10 @@ def sinkformer(beta, epsilon=1.0, **kwargs) -> Attention:
     return Attention(beta=beta, normalization="sinkhorn", sinkhorn=Sinkhorn(epsilon=epsilon, **sk), **kwargs)
 
 
-class HeatFlow(eqx.Module):
-    """Parameters of :func:`heat_field`: the normaliser (``kernel.epsilon`` is ε; mode
-    ``"fixed"`` with k = 1 is softmax, i.e. mean shift), the sign σ (−1 diffusion, +1
-    attraction) and the kernel width w (static; see the module docstring)."""
-
-    kernel: Sinkhorn
-    sign: float = -1.0
-    width: float = eqx.field(static=True, default=1.0)
-
-    def __check_init__(self):
-        if not self.width > 0:
-            raise ValueError(f"HeatFlow(width={self.width!r}) must be > 0.")
-
-
-def sq_distances(x: Float[Array, "... n d"]) -> Float[Array, "... n n"]:
-    """‖x_i − x_j‖² (expanded form, clipped at 0, exact zeros on the diagonal)."""
-    sq = jnp.sum(x * x, axis=-1)
-    d2 = sq[..., :, None] + sq[..., None, :] - 2.0 * jnp.einsum("...id,...jd->...ij", x, x)
-    n = x.shape[-2]
-    return jnp.where(jnp.eye(n, dtype=bool), 0.0, jnp.maximum(d2, 0.0))
-
-
-def heat_field(t, x: Float[Array, "... n d"], params: HeatFlow) -> Float[Array, "... n d"]:
-    """ẋ_i = (σ/ε)(Σ_j W_ij x_j − x_i), W = normalised exp(−‖x_i − x_j‖²/(wε)) (R^d, no projection)."""
-    del t
-    W, _ = sinkhorn(-sq_distances(x) / params.width, params.kernel)
-    eps = jnp.asarray(params.kernel.epsilon, x.dtype)
-    return (params.sign / eps) * (jnp.einsum("...ij,...jd->...id", W, x) - x)
+def attention_params(model: str, beta, **kwargs) -> Attention:
+    """The :class:`~sinkflow.attention.Attention` of the flow called ``model`` (a key of :data:`MODELS`);
+    keywords as for :func:`sa`, :func:`usa` or :func:`sinkformer`."""
+    makers = {"sa": sa, "usa": usa, "sinkformer": sinkformer}
+    if model not in makers:
+        raise ValueError(f"unknown attention model {model!r}; use one of {', '.join(MODELS)}.")
+    return makers[model](beta, **kwargs)
