@@ -55,7 +55,7 @@ import numpy as np
 from sinkflow.attention import Attention, random_matrix
 from sinkflow.checks import compare, worst_case
 from sinkflow.dynamics.attention import attention_field
-from sinkflow.estimators import window_log_slope
+from sinkflow.estimators import decay_rate
 from sinkflow.options import PreciseSolverOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve, with_finiteness
@@ -122,7 +122,7 @@ def coords(cfg: Config):
 
 def late_rate(dist: np.ndarray, t: np.ndarray) -> float:
     """−slope of log dist over the saves with dist in WINDOW (NaN if fewer than 5)."""
-    return -window_log_slope(t, dist, WINDOW)[0]
+    return decay_rate(t, dist, WINDOW).rate
 
 
 def entry_time(dist: np.ndarray, t: np.ndarray, level: float = 1e-3) -> float:

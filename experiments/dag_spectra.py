@@ -89,7 +89,7 @@ from sinkflow import spectra
 from sinkflow.attention import Attention
 from sinkflow.checks import compare, worst_case
 from sinkflow.dynamics.attention import attention_field
-from sinkflow.estimators import window_log_slope
+from sinkflow.estimators import decay_rate
 from sinkflow.options import PreciseSolverOptions, float_dtype
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.sinkhorn import Sinkhorn, sinkhorn
@@ -259,15 +259,8 @@ def fit_rate(dist: np.ndarray, t: np.ndarray, k: int, keep: np.ndarray | None = 
     """(rate with the prefactor power k known, start t_lo of the fitting window, relative change of the
     slope between the window's two halves — large while the decay is still a changing mixture of modes)."""
     base = (t <= 0.8 * t[-1]) & (t > 0)
-    slope, sel = window_log_slope(t, dist, WINDOW, min_points=10, keep=base if keep is None else base & keep, power=k)
-    if not math.isfinite(slope):
-        return math.nan, math.nan, math.nan
-    idx = np.flatnonzero(sel)
-    first, second = np.zeros_like(sel), np.zeros_like(sel)
-    first[idx[: len(idx) // 2]], second[idx[len(idx) // 2 :]] = True, True
-    r1 = -window_log_slope(t, dist, WINDOW, keep=first, power=k)[0]
-    r2 = -window_log_slope(t, dist, WINDOW, keep=second, power=k)[0]
-    return -slope, float(t[idx[0]]), float(abs(r2 - r1) / abs(r2))
+    fit = decay_rate(t, dist, WINDOW, min_points=10, keep=base if keep is None else base & keep, power=k)
+    return fit.rate, fit.t_lo, fit.drift
 
 
 def _times(ds, c) -> np.ndarray:

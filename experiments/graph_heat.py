@@ -55,7 +55,7 @@ from sinkflow import graphs as G
 from sinkflow import spectra
 from sinkflow.checks import compare, worst_case
 from sinkflow.dynamics.graph import heat_kernel, laplacian_field
-from sinkflow.estimators import window_log_slope
+from sinkflow.estimators import decay_rate
 from sinkflow.options import PreciseSolverOptions, float_dtype
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve, with_finiteness
@@ -213,12 +213,12 @@ def fit_rates(dev: np.ndarray, t: np.ndarray, k: int) -> tuple[float, float, flo
     over one window e^{2δt} is itself well approximated by such a polynomial.
     k̂: slope of log dev + λt against log t, the visible power of the prefactor.
     """
-    slope, sel = window_log_slope(t, dev, FIT_WINDOW, keep=t > 0, power=k)
-    if not math.isfinite(slope):
+    fit = decay_rate(t, dev, FIT_WINDOW, keep=t > 0, power=k)
+    if not math.isfinite(fit.rate):
         return math.nan, math.nan, math.nan, math.nan
-    tt, lam = t[sel], -slope
-    khat = np.polyfit(np.log(tt), np.log(dev[sel]) + lam * tt, 1)[0]
-    return float(lam), float(khat), float(tt[0]), float(tt[-1])
+    tt = t[fit.mask]
+    khat = np.polyfit(np.log(tt), np.log(dev[fit.mask]) + fit.rate * tt, 1)[0]
+    return float(fit.rate), float(khat), fit.t_lo, fit.t_hi
 
 
 def _cells(ds):

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow.checks import compare
+from sinkflow.estimators import decay_rate
 from sinkflow.options import SinkhornOptions, float_dtype
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.sinkhorn import (
@@ -107,9 +108,9 @@ def _rate(err: np.ndarray) -> float:
     good = np.flatnonzero(odd > 1e-13)
     if good.size < 4:
         return float("nan")
-    half = good[good.size // 2 :]
-    slope = np.polyfit(half, np.log(odd[half]), 1)[0]
-    return float(np.exp(slope))
+    half = np.zeros(odd.shape, bool)
+    half[good[good.size // 2 :]] = True
+    return float(np.exp(-decay_rate(np.arange(odd.size), odd, (0.0, np.inf), keep=half, min_points=2).rate))
 
 
 def plot(ds, cfg, outdir):

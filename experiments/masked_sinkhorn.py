@@ -48,6 +48,7 @@ import numpy as np
 
 from sinkflow import graphs as G
 from sinkflow.checks import compare, worst_case
+from sinkflow.estimators import log_log_slope
 from sinkflow.options import float_dtype
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.sinkhorn import Sinkhorn, marginal_error, pair_iterates, sinkhorn
@@ -169,8 +170,7 @@ def _cells(ds):
 
 
 def last_decade_slope(off: np.ndarray, k: np.ndarray) -> float:
-    sel = k >= k[-1] / 10
-    return float(np.polyfit(np.log(k[sel]), np.log(off[sel]), 1)[0])
+    return log_log_slope(k, off, keep=k >= k[-1] / 10)
 
 
 def plot(ds, cfg, outdir):

@@ -48,7 +48,7 @@ from sinkflow.attention import Attention, random_matrix
 from sinkflow.checks import compare, worst_case
 from sinkflow.dynamics import MODELS
 from sinkflow.dynamics.attention import attention_field
-from sinkflow.estimators import window_log_slope
+from sinkflow.estimators import decay_rate
 from sinkflow.grid import parse_grid
 from sinkflow.observables import close_pair_fraction, one_minus_cosine
 from sinkflow.options import SolverOptions, float_dtype, time_grid
@@ -203,11 +203,12 @@ def _slope_rows(ds, cfg):
                 lg = ds["log_gap"].sel(d=d, n=n, weights=kind).values  # (beta, R, t)
                 for i, b in enumerate(ds["beta"].values):
                     for r in range(lg.shape[1]):
-                        slope, sel = window_log_slope(t, np.exp(lg[i, r]), GAP_WINDOW)
-                        if not math.isfinite(slope):
+                        fit = decay_rate(t, np.exp(lg[i, r]), GAP_WINDOW)
+                        if not math.isfinite(fit.rate):
                             continue
+                        slope = -fit.rate
                         reached[g] += 1
-                        rows.append((abs(slope + 2.0) - 0.05, f"d={g[0]} n={g[1]} {g[2]} β={b:g} r={r}: slope {slope:.4f} over {sel.sum()} saves"))
+                        rows.append((abs(slope + 2.0) - 0.05, f"d={g[0]} n={g[1]} {g[2]} β={b:g} r={r}: slope {slope:.4f} over {fit.points} saves"))
     return rows, reached
 
 

@@ -43,7 +43,7 @@ from sinkflow.attention import Attention
 from sinkflow.checks import compare, worst_case
 from sinkflow.dynamics import MODELS
 from sinkflow.dynamics.attention import attention_field
-from sinkflow.estimators import window_log_slope
+from sinkflow.estimators import decay_rate
 from sinkflow.observables import one_minus_cosine
 from sinkflow.options import PreciseSolverOptions, float_dtype
 from sinkflow.plots import new_figure, save_figure
@@ -125,8 +125,8 @@ def coords(cfg: Config):
 
 def _fit(x, lg):
     """Slope of log(1 − ρ) over the window, or nan with fewer than 6 points in it."""
-    slope, w = window_log_slope(x, np.exp(lg), WINDOW, min_points=6)
-    return slope, int(w.sum())
+    fit = decay_rate(x, np.exp(lg), WINDOW, min_points=6)
+    return -fit.rate, int(fit.mask.sum())
 
 
 def _factor(cfg, model, beta, eta):

@@ -3,8 +3,10 @@
 One home for what studies fit or extrapolate, so that two studies measuring the same
 thing measure it the same way:
 
-- :func:`window_log_slope` — the decay rate of v(t) ≈ C·t^k·e^{−λt} over the saves where v
-  lies in a window (optionally with a b/t term for a polynomial prefactor);
+- :func:`decay_rate` — *the* decay-rate fitter: λ of v(t) ≈ C·t^k·e^{−λt} over the saves where
+  v lies in a window (with a b/t term for a polynomial prefactor), with where it was read and
+  how much it drifts between the window's halves; :func:`window_log_slope` is its bare slope;
+- :func:`log_log_slope` — the exponent of a power law v ≈ C·x^p;
 - :func:`transition_times` — first crossing of a level, linearly interpolated;
 - :func:`power_law_limit_test` and :func:`richardson_inverse_n` — n → ∞ limits of
   finite-particle measurements, with the bias model each assumes.
@@ -15,10 +17,48 @@ All take and return numpy (they run on saved results, never inside a jitted loop
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["window_log_slope", "transition_times", "power_law_limit_test", "richardson_inverse_n"]
+__all__ = ["DecayFit", "decay_rate", "window_log_slope", "log_log_slope", "transition_times", "power_law_limit_test", "richardson_inverse_n"]
+
+
+class DecayFit(NamedTuple):
+    """A decay rate read off v(t) (:func:`decay_rate`). All NaN (points 0) when too few saves qualify.
+
+    rate: λ; t_lo, t_hi: the first and last save used; points: how many; drift: |λ₂ − λ₁|/|λ₂| for
+    the rates of the first and second half of those saves (large while the decay is still a
+    changing mixture of modes; NaN if a half has fewer than 5 saves); mask: the saves used."""
+
+    rate: float
+    t_lo: float
+    t_hi: float
+    points: int
+    drift: float
+    mask: np.ndarray
+
+
+def decay_rate(t, v, window, *, min_points: int = 5, keep=None, power: float = 0.0, inverse_t: bool | None = None) -> DecayFit:
+    """The decay rate λ of v(t) ≈ C·t^power·e^{−λt} over the saves where v lies in ``window``
+    (arguments as :func:`window_log_slope`, whose slope is −λ), with the diagnostics of :class:`DecayFit`."""
+    t = np.asarray(t, float)
+    slope, sel = window_log_slope(t, v, window, min_points=min_points, keep=keep, power=power, inverse_t=inverse_t)
+    if not math.isfinite(slope):
+        return DecayFit(math.nan, math.nan, math.nan, 0, math.nan, sel)
+    idx = np.flatnonzero(sel)
+    first, second = np.zeros_like(sel), np.zeros_like(sel)
+    first[idx[: len(idx) // 2]], second[idx[len(idx) // 2 :]] = True, True
+    r1 = -window_log_slope(t, v, window, keep=first, power=power, inverse_t=inverse_t)[0]
+    r2 = -window_log_slope(t, v, window, keep=second, power=power, inverse_t=inverse_t)[0]
+    return DecayFit(-slope, float(t[idx[0]]), float(t[idx[-1]]), int(idx.size), float(abs(r2 - r1) / abs(r2)), sel)
+
+
+def log_log_slope(x, v, keep=None) -> float:
+    """Least-squares exponent p of v ≈ C·x^p (slope of log v against log x) over ``keep`` (x, v > 0)."""
+    x, v = np.asarray(x, float), np.asarray(v, float)
+    sel = np.ones(x.shape, bool) if keep is None else np.asarray(keep, bool)
+    return float(np.polyfit(np.log(x[sel]), np.log(v[sel]), 1)[0])
 
 
 def window_log_slope(t, v, window, *, min_points: int = 5, keep=None, power: float = 0.0, inverse_t: bool | None = None):

@@ -23,7 +23,6 @@ Special starts (each returns ``(n, d)`` unless a batch is requested):
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray

@@ -65,7 +65,6 @@ import math
 
 import diffrax
 import jax
-
 import jax.numpy as jnp
 import numpy as np
 

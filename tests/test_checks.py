@@ -1,6 +1,7 @@
 """Helpers of the theorem checks: the n → ∞ limit test with an unknown bias exponent."""
 
 import numpy as np
+import pytest
 
 from sinkflow.estimators import power_law_limit_test
 from sinkflow.theory import lambda_sinkhorn, lambda_softmax
@@ -52,3 +53,23 @@ def test_window_log_slope_with_inverse_t_removes_the_lower_prefactor_powers():
         t_lo, t_hi = t[sel][0], t[sel][-1]
         assert abs(-plain / lam - 1) > 0.5 * abs(c1) / (t_lo * t_hi)  # the bias the b/t term removes
         assert abs(-fixed / lam - 1) < 2e-3
+
+
+def test_decay_rate_reads_the_rate_where_it_is_visible_and_reports_its_drift():
+    from sinkflow.estimators import decay_rate, log_log_slope
+
+    t = np.linspace(0.0, 40.0, 401)
+    pure = 3.0 * np.exp(-0.7 * t)
+    fit = decay_rate(t, pure, (1e-10, 1e-2))
+    assert fit.rate == pytest.approx(0.7, rel=1e-12) and fit.drift < 1e-10
+    assert fit.t_lo == pytest.approx(t[fit.mask][0]) and fit.points == int(fit.mask.sum()) > 100
+    # a two-mode mixture still drifting inside the window: the drift says so
+    mixed = np.exp(-0.7 * t) + 50.0 * np.exp(-0.9 * t)
+    assert decay_rate(t, mixed, (1e-6, 1e-1)).drift > 10 * decay_rate(t, pure, (1e-6, 1e-1)).drift + 1e-3
+    # a Jordan prefactor t²(1 + 5/t): known power with the b/t term gives the rate to O(t^-3)
+    jordan = t**2 * (1.0 + 5.0 / np.maximum(t, 1e-9)) * np.exp(-0.5 * t)
+    assert decay_rate(t, jordan, (1e-8, 1e-1), keep=t > 0, power=2).rate == pytest.approx(0.5, rel=2e-3)
+    # too few saves in the window: NaN, not a number from two points
+    assert np.isnan(decay_rate(t, pure, (1e-3, 2e-3)).rate)
+    k = np.arange(1.0, 200.0)
+    assert log_log_slope(k, 4.0 * k**-1.5) == pytest.approx(-1.5, rel=1e-12)

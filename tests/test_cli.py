@@ -9,7 +9,6 @@ from sinkflow import studies
 from sinkflow.cli import main
 
 
-
 @pytest.mark.parametrize("study", studies.names())
 def test_tiny_preset_runs_plots_and_checks(study, tmp_path, capsys):
     """Every registered study's tiny preset goes run → results.nc → figures → checks, all passing."""

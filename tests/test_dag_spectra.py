@@ -3,8 +3,12 @@ excited, where the farthest token's distance follows a faster mode (seen at β =
 
 import numpy as np
 from scipy.linalg import expm
+from sinkflow.studies.dag_spectra import (
+    effective_matrix,
+    parse_graph,
+    parse_normalization,
+)
 
-from sinkflow.studies.dag_spectra import effective_matrix, parse_graph, parse_normalization
 from sinkflow import graphs as G
 from sinkflow import spectra
 from sinkflow.spectra import left_eigenspace
@@ -90,8 +94,8 @@ def test_dag_spectra_checks_defective_gaps_end_to_end(tmp_path, capsys):
 def test_weight_sensitivity_softmax_closed_form_and_sinkhorn_finite_differences():
     import jax
     import jax.numpy as jnp
-
     from sinkflow.studies.dag_spectra import weight_sensitivity
+
     from sinkflow.sinkhorn import sinkhorn
 
     mask = G.mask_from_graph(parse_graph("er:0.6", 7, 0))

@@ -8,7 +8,11 @@ import pytest
 from sinkflow import sphere, theory
 from sinkflow.attention import Attention
 from sinkflow.dynamics.attention import attention_field, sa, usa
-from sinkflow.observables import interaction_energy, offdiag_cosine_stats, pairwise_cosines
+from sinkflow.observables import (
+    interaction_energy,
+    offdiag_cosine_stats,
+    pairwise_cosines,
+)
 from sinkflow.solve import SolverConfig, solve
 
 TIGHT = SolverConfig("tsit5", dt=1e-3, rtol=1e-11, atol=1e-13)

@@ -7,9 +7,9 @@ import pytest
 
 from sinkflow import graphs as G
 from sinkflow import spectra
-from sinkflow.spectra import eigenspace, jordan_index, left_eigenspace, limit_projector
 from sinkflow.dynamics.graph import heat_kernel, laplacian_field
 from sinkflow.solve import SolverConfig, solve
+from sinkflow.spectra import eigenspace, jordan_index, left_eigenspace, limit_projector
 
 TIGHT = SolverConfig("tsit5", dt=1e-3, rtol=1e-12, atol=1e-14)
 

@@ -8,7 +8,12 @@ import pytest
 from sinkflow import theory
 from sinkflow.attention import Attention, attend
 from sinkflow.dynamics.attention import attention_field
-from sinkflow.dynamics.layernorm import SCHEMES, LayerNorm, equiangular_path, layernorm_field
+from sinkflow.dynamics.layernorm import (
+    SCHEMES,
+    LayerNorm,
+    equiangular_path,
+    layernorm_field,
+)
 from sinkflow.observables import one_minus_cosine
 from sinkflow.solve import SolverConfig, solve
 from sinkflow.sphere import orthonormal_frame, uniform

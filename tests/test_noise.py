@@ -8,11 +8,11 @@ from scipy.special import i0, i1
 
 from sinkflow.attention import Attention
 from sinkflow.dynamics.attention import attention_field
-from sinkflow.theory import kuramoto_branch
-from sinkflow.observables import order_parameter
 from sinkflow.dynamics.noisy import solve_noisy
+from sinkflow.observables import order_parameter
 from sinkflow.solve import SolverConfig, solve
 from sinkflow.sphere import normalize, uniform
+from sinkflow.theory import kuramoto_branch
 
 
 def _run(kappa, key=1, dt=0.01, d=3, T=1.0, beta=1.0):

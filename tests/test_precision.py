@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sinkflow import studies
-from sinkflow import sphere
+from sinkflow import sphere, studies
 from sinkflow.dynamics.attention import attention_field, sa
 from sinkflow.dynamics.noisy import solve_noisy
 from sinkflow.solve import SolverConfig, solve

@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from sinkflow import sphere
-from sinkflow.dynamics.attention import attention_field, attention_field_unnormalized, sa
+from sinkflow.dynamics.attention import (
+    attention_field,
+    attention_field_unnormalized,
+    sa,
+)
 from sinkflow.solve import SolverConfig, solve
 
 X0 = sphere.uniform(jax.random.key(11), (5,), 3, jnp.float64)

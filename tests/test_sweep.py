@@ -131,9 +131,9 @@ def test_merge_refuses_outputs_whose_shape_depends_on_a_static_parameter(tmp_pat
 
 
 def test_declared_cell_memory_caps_the_chunk(tmp_path):
-    from sinkflow.sweep import _fitting_chunk, memory_budget
-
     import jax
+
+    from sinkflow.sweep import _fitting_chunk, memory_budget
 
     assert memory_budget(jax.devices()) > 2**28  # half the host's memory, on CPU
     assert _fitting_chunk(8, 1, cell_bytes=3, budget=10) == 3

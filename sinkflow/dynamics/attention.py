@@ -23,9 +23,8 @@ is consistent with FSAL stages.
 
 from __future__ import annotations
 
-from jaxtyping import Array, Float
-
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from ..attention import Attention, attend, attention_matrix
 from ..sinkhorn import Sinkhorn

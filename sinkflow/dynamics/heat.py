@@ -11,10 +11,9 @@ of ε in the theorem; the two statements differ only by ε ↦ 4ε, and both are
 """
 from __future__ import annotations
 
-from jaxtyping import Array, Float
-
 import equinox as eqx
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from ..sinkhorn import Sinkhorn, sinkhorn
 

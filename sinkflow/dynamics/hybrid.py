@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .attention import attention_field
 from ..solve import Solution, SolverConfig, solve_layers
 from ..sphere import normalize, project_tangent
+from .attention import attention_field
 
 __all__ = ["MLP", "mlp_field", "random_mlp", "solve_hybrid"]
 

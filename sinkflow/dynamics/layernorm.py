@@ -33,13 +33,13 @@ from __future__ import annotations
 import functools
 
 import diffrax
-import jax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .attention import Attention, attend
 from ..theory import equiangular_weights
+from .attention import Attention, attend
 
 __all__ = ["SCHEMES", "LayerNorm", "layernorm_field", "speed_and_radial", "equiangular_path"]
 
