@@ -1,6 +1,6 @@
 """dag-recovery — learn DAG masks from SEM data with the STE-trained masked attention layer, against DAGMA.
 
-Each cell is one (graph family, nodes, samples N): ``realizations`` random DAGs
+Each cell is one (graph family, n nodes, samples N): ``realizations`` random DAGs
 of the family (Erdős–Rényi with expected degree ``degree``, or scale-free with
 ``degree``/2 parents per node), N samples of the linear SEM over each
 (:func:`sinkflow.dag_learn.linear_sem`), the learner of
@@ -57,9 +57,9 @@ def dagma_available() -> bool:
 @dataclasses.dataclass(frozen=True)
 class Config(StudyConfig):
     graph: tuple = param(FAMILIES, "DAG families: er (Erdős–Rényi), sf (scale-free)", swept=True, static=True, kind=str, choices=FAMILIES)
-    nodes: tuple = param((10, 20), "nodes of the DAG", swept=True, static=True, kind=int, lo=3)
+    n: tuple = param((10, 20), "nodes of the DAG (n, as in every graph study)", swept=True, static=True, kind=int, lo=3)
     samples: tuple = param((200, 1000, 5000), "SEM samples N", swept=True, static=True, kind=int, lo=10)
-    degree: tuple = param((2.0,), "edge density: expected degree (er: p = degree/(nodes − 1); sf: degree/2 parents per node)", swept=True, static=True, kind=float, lo=0.0, open="lo")
+    degree: tuple = param((2.0,), "edge density: expected degree (er: p = degree/(n − 1); sf: degree/2 parents per node)", swept=True, static=True, kind=float, lo=0.0, open="lo")
     realizations: int = param(3, "random DAGs per cell", kind=int, lo=1)
     lam_w: float = param(0.02, "ℓ₁ weight on the edge weights", kind=float, lo=0.0)
     lam_mask: float = param(0.01, "ℓ₁ weight on the mask probabilities σ(θ)", kind=float, lo=0.0)
@@ -72,7 +72,7 @@ class Config(StudyConfig):
 
 
 PRESETS = {
-    "tiny": {"nodes": (5,), "samples": (500, 3000), "graph": ("er",), "realizations": 1, "inner": 300, "outer": 6, "dagma": "off"},"paper": {"nodes": (10, 20, 30, 50), "samples": (100, 500, 2000, 10000), "degree": (1.0, 2.0, 4.0), "realizations": 10}, "small": {"nodes": (10,), "samples": (200, 2000)}}
+    "tiny": {"n": (5,), "samples": (500, 3000), "graph": ("er",), "realizations": 1, "inner": 300, "outer": 6, "dagma": "off"},"paper": {"n": (10, 20, 30, 50), "samples": (100, 500, 2000, 10000), "degree": (1.0, 2.0, 4.0), "realizations": 10}, "small": {"n": (10,), "samples": (200, 2000)}}
 
 
 def draw_dag(family: str, nodes: int, degree: float, seed: int) -> np.ndarray:
@@ -94,9 +94,9 @@ def _dagma_host(X, lam, thr):
 
 
 def make_cell(cfg: Config, static: dict):
-    family, n, N, degree = static["graph"], static["nodes"], static["samples"], static["degree"]
+    family, n, N, degree = static["graph"], static["n"], static["samples"], static["degree"]
     dtype = float_dtype(cfg)
-    nmax = max(cfg.nodes)
+    nmax = max(cfg.n)
     R = cfg.realizations
     # DAGs are host inputs (seeded from the config seed, family and size), the same for every N: the
     # consistency check compares sample sizes on the same graphs.
@@ -130,7 +130,7 @@ def make_cell(cfg: Config, static: dict):
 
 
 def coords(cfg: Config):
-    nmax = max(cfg.nodes)
+    nmax = max(cfg.n)
     return {"realization": np.arange(cfg.realizations), "i": np.arange(nmax), "j": np.arange(nmax)}
 
 
@@ -138,10 +138,10 @@ def metrics_table(ds) -> list[dict]:
     """SHD/TPR/FDR and acyclicity of every estimate (both methods), one row each."""
     rows = []
     for g in ds["graph"].values:
-        for n in ds["nodes"].values:
+        for n in ds["n"].values:
             for N in ds["samples"].values:
                 for deg in ds["degree"].values:
-                    c = ds.sel(graph=g, nodes=n, samples=N, degree=deg)
+                    c = ds.sel(graph=g, n=n, samples=N, degree=deg)
                     n_ = int(n)
                     for r in ds["realization"].values:
                         T = c["true"].values[r, :n_, :n_] > 0.5
@@ -150,7 +150,7 @@ def metrics_table(ds) -> list[dict]:
                             if np.isnan(E).any():
                                 continue
                             m = edge_metrics(T, E > 0.5)
-                            rows.append({"graph": str(g), "nodes": n_, "samples": int(N), "degree": float(deg), "realization": int(r), "method": method, **m, "dag": G.is_dag(E > 0.5)})
+                            rows.append({"graph": str(g), "n": n_, "samples": int(N), "degree": float(deg), "realization": int(r), "method": method, **m, "dag": G.is_dag(E > 0.5)})
     return rows
 
 
@@ -159,10 +159,10 @@ def plot(ds, cfg, outdir):
     fig, axes = new_figure(1, 3, size=(3.6, 3.2))
     Ns_all = sorted(int(N) for N in ds["samples"].values)
     for ax, key in zip(axes[0], ("shd", "tpr", "fdr")):
-        groups = sorted({(r["graph"], r["nodes"], r["degree"]) for r in rows})
+        groups = sorted({(r["graph"], r["n"], r["degree"]) for r in rows})
         for gi, (g, n, deg) in enumerate(groups):
             for method, color in (("sinkflow", "C0"), ("dagma", "C3")):
-                pts = [(r["samples"], r[key]) for r in rows if (r["graph"], r["nodes"], r["degree"]) == (g, n, deg) and r["method"] == method]
+                pts = [(r["samples"], r[key]) for r in rows if (r["graph"], r["n"], r["degree"]) == (g, n, deg) and r["method"] == method]
                 if not pts:
                     continue
                 Ns = sorted({p[0] for p in pts})
@@ -185,8 +185,8 @@ def checks(ds, cfg):
     out.append(compare("learned graphs are DAGs", "NOTEARS h(A) = 0 iff DAG; graphs.is_dag", 0, sum(not r["dag"] for r in mine), 0, "count of cyclic thresholded estimates", mode="le", detail=f"h(A) of the weighted adjacency after the fixed --outer rounds: max {float(np.max(ds['h'].values)):.2g}"))
     bad = []
     Ns = sorted(int(N) for N in ds["samples"].values)
-    for g, n, deg in sorted({(r["graph"], r["nodes"], r["degree"]) for r in mine}):
-        med = [float(np.median([r["shd"] for r in mine if (r["graph"], r["nodes"], r["degree"]) == (g, n, deg) and r["samples"] == N])) for N in Ns]
+    for g, n, deg in sorted({(r["graph"], r["n"], r["degree"]) for r in mine}):
+        med = [float(np.median([r["shd"] for r in mine if (r["graph"], r["n"], r["degree"]) == (g, n, deg) and r["samples"] == N])) for N in Ns]
         rise = max([b - a for a, b in zip(med, med[1:])], default=-math.inf)
         bad.append((rise - 1.0, f"{g} n={n} degree {deg:g}: median SHD {med} over N = {Ns}"))
     w, d = worst_case(bad)

@@ -69,7 +69,8 @@ def test_bad_input_is_a_clear_error_before_compute(args, match, tmp_path, capsys
         ("masked-sinkhorn", ["--mask", "er"], "use any of causal, er-dag, tree-dag"),
         ("graph-heat", ["--graph", "path,wheel"], "--graph"),
         ("graph-heat", ["--graph", "er:2"], "edge probability"),
-        ("dag-spectra", ["--graph", "cycle"], "directed cycle"),
+        ("dag-spectra", ["--graph", "cycle-dag"], "directed cycle"),
+        ("dag-spectra", ["--graph", "path"], "undirected (as in graph-heat)"),
         ("dag-spectra", ["--graph", "tree:x"], "arity"),
     ],
 )

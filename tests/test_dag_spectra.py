@@ -30,7 +30,7 @@ def test_left_eigenspace_at_the_gap():
 
 
 def test_gap_mode_rate_when_the_max_distance_misses_it():
-    L = _leff("complete", "softmax")  # gap 1/2, next 2/3, all simple (no Jordan transients in the max)
+    L = _leff("complete-dag", "softmax")  # gap 1/2, next 2/3, all simple (no Jordan transients in the max)
     gap = spectra.spectral_gap(L, tol=1e-7)
     u = left_eigenspace(L, gap, tol=1e-7)[:, 0]
     rng = np.random.default_rng(0)
@@ -50,7 +50,7 @@ def test_gap_mode_rate_when_the_max_distance_misses_it():
 def _path_softmax(n):
     """I − W⁰ of the directed path 0 → 1 → … → n−1 under the causal row softmax: diagonal (0, ½, …, ½),
     −½ below it: one Jordan block of size n − 1 at the gap ½."""
-    return np.eye(n) - effective_matrix(G.mask_from_graph(parse_graph("path", n, 0)), None)
+    return np.eye(n) - effective_matrix(G.mask_from_graph(parse_graph("path-dag", n, 0)), None)
 
 
 def test_eigenvalues_are_exact_on_permuted_triangular_matrices():
@@ -83,7 +83,7 @@ def test_dag_spectra_checks_defective_gaps_end_to_end(tmp_path, capsys):
     from sinkflow.cli import main
 
     out = tmp_path / "ds"
-    args = ["--graph", "path", "--n", "5", "--normalization", "softmax,fixed-3", "--beta", "0,2", "--realizations", "2", "--n-times", "161"]
+    args = ["--graph", "path-dag", "--n", "5", "--normalization", "softmax,fixed-3", "--beta", "0,2", "--realizations", "2", "--n-times", "161"]
     assert main(["run", "dag-spectra", "--out", str(out), *args]) == 0, capsys.readouterr()
     (rate,) = [c for c in json.loads((out / "checks.json").read_text()) if c["name"].startswith("consensus rate")]
     assert rate["passed"] and rate["measured"] < 0.005
