@@ -105,7 +105,7 @@ def make_cell(cfg: Config, static: dict):
             return jnp.linalg.norm(normalize(x) - lead, axis=-1)  # (n,)
 
         sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize)
-        return sol.ys, sol.code
+        return sol.ys, sol.final_status()
 
     def cell(values, key):
         beta = values["beta"].astype(dtype)

@@ -235,7 +235,7 @@ def make_cell(cfg: Config, static: dict):
         m_i = jnp.max(jnp.where(jnp.asarray(att_mask)[None], yn[:, None, :], 0.0), axis=-1)  # (t, n)
         remainder = (2.0 * m_i**2 + 2.0 * beta * m_i * (yn**2 @ jnp.asarray(sens.T, dtype))) @ jnp.asarray(u_w, dtype)
         spread = jnp.max(jnp.linalg.norm(xs[-1][:, None] - xs[-1][None], axis=-1))  # 0 ⇔ consensus at T
-        return dist, mode, remainder, spread, sol.code
+        return dist, mode, remainder, spread, sol.final_status()
 
     def cell(values, key):
         beta = values["beta"].astype(dtype)

@@ -176,7 +176,7 @@ def make_cell(cfg: Config, static: dict):
         ref = heat_kernel(L, x0, ts)
         lim = jnp.tensordot(Pi, x0, axes=1)
         dev = jnp.linalg.norm((sol.ys - lim).reshape(len(ts), -1), axis=1) / jnp.linalg.norm(x0 - lim)
-        return dev, jnp.max(jnp.abs(sol.ys - ref)), sol.code
+        return dev, jnp.max(jnp.abs(sol.ys - ref)), sol.final_status()
 
     def cell(values, key):
         del values
@@ -188,7 +188,7 @@ def make_cell(cfg: Config, static: dict):
             "dev": dev,  # (R, t)
             "eig_norm": eig_norm,  # (t,)
             "expm_err": jnp.max(err),
-            "status": with_finiteness(jnp.maximum(jnp.max(code), eig.code), dev, eig_norm),
+            "status": with_finiteness(jnp.maximum(jnp.max(code), eig.final_status()), dev, eig_norm),
             **consts,
         }
 

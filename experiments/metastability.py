@@ -117,7 +117,7 @@ def make_cell(cfg: Config, static: dict):
             return {"clusters": cluster_count(x, cfg.delta), "energy": interaction_energy(x, a.beta), "theta": jnp.mod(theta, 2 * jnp.pi)}
 
         sol = solve(circle_field, theta0, ts, params, config=solver, observable=observable)
-        return sol.ys, sol.code, sol.num_steps
+        return sol.ys, sol.final_status(), sol.num_steps
 
     def cell(values, key):
         beta = values["beta"].astype(dtype)

@@ -83,7 +83,7 @@ def make_chunk(cfg: Config, static: dict):
         observable = lambda t, x, a: close_pair_fraction(x, cfg.delta)  # noqa: E731  (B,)
         sol = solve(field, x0, ts, params, config=solver, observable=observable, project=normalize, batch_ndim=1)
         B = x0.shape[0]
-        return sol.ys.T, jnp.broadcast_to(sol.code, (B,)), jnp.broadcast_to(sol.num_steps, (B,))
+        return sol.ys.T, sol.final_status(axis=0), jnp.broadcast_to(sol.num_steps, (B,))  # a NaN state is a failure, whatever P reads
 
     def chunk(values, keys):
         C = keys.shape[0]

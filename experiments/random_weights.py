@@ -136,7 +136,7 @@ def make_cell(cfg: Config, static: dict):
             Q, K, V = draw_weights(kw, d, kind, cfg.v_scale, dtype)
             params = Attention(beta=beta, Q=Q, K=K, V=V, normalization=normalization)
             sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize)
-        return sol.ys, sol.code, sol.num_steps
+        return sol.ys, sol.final_status(), sol.num_steps
 
     def cell(values, key):
         beta = values["beta"].astype(dtype)

@@ -225,8 +225,11 @@ class Solution(eqx.Module):
 
     ts, ys: save times and saved values. code: the solver's verdict alone (0 ok,
     1 max steps, 2 other failure). status: ``code`` combined with a finiteness
-    test of every saved value (3 = non-finite). num_steps: accepted steps.
-    final: the state at ``ts[-1]`` (to continue a solve, e.g. :func:`solve_layers`).
+    test of every saved value *and of the final state* (3 = non-finite): an
+    observable can be finite on a state that is not (a comparison with NaN is
+    False, so a close-pair fraction of a NaN state is 0), and NaN states stay NaN.
+    num_steps: accepted steps. final: the state at ``ts[-1]`` (to continue a solve,
+    e.g. :func:`solve_layers`).
     """
 
     ts: jax.Array
@@ -235,6 +238,11 @@ class Solution(eqx.Module):
     status: jax.Array
     num_steps: jax.Array
     final: Any = None
+
+    def final_status(self, axis: int | None = None) -> jax.Array:
+        """``code``, or 3 where the final state is not finite: one status per index of ``axis``
+        of the state (e.g. per trajectory of a batch solved as one state), or one for all."""
+        return with_finiteness(self.code, self.final, axis=axis)
 
 
 def solver_code(result: diffrax.RESULTS) -> jax.Array:
@@ -309,7 +317,7 @@ def solve(
     if t1 == t0:
         ys = jax.tree.map(lambda v: v[None], fn(ts_arr[0], y0, args))
         code = jnp.array(0, jnp.int32)
-        return Solution(ts_arr, ys, code, with_finiteness(code, ys), jnp.array(0), y0)
+        return Solution(ts_arr, ys, code, with_finiteness(code, ys, y0), jnp.array(0), y0)
     if config.use_scan:
         return _solve_scan(field, y0, ts_np, args, config, fn, project)
     sol = diffrax.diffeqsolve(
@@ -327,7 +335,7 @@ def solve(
     )
     code = solver_code(sol.result)
     ys, final = sol.ys[0], jax.tree.map(lambda v: v[-1], sol.ys[1])
-    return Solution(sol.ts[0], ys, code, with_finiteness(code, ys), sol.stats["num_accepted_steps"], final)
+    return Solution(sol.ts[0], ys, code, with_finiteness(code, ys, final), sol.stats["num_accepted_steps"], final)
 
 
 _TABLEAUX = {
@@ -374,7 +382,7 @@ def _solve_scan(field, y0, ts_np, args, config: SolverConfig, fn, project) -> So
     final, rest = jax.lax.scan(interval, y0, xs)
     ys = jax.tree.map(lambda f, r: jnp.concatenate([f[None], r], axis=0), first, rest)
     code = jnp.array(0, jnp.int32)
-    return Solution(jnp.asarray(ts_np, dtype), ys, code, with_finiteness(code, ys), jnp.array(total), final)
+    return Solution(jnp.asarray(ts_np, dtype), ys, code, with_finiteness(code, ys, final), jnp.array(total), final)
 
 
 @with_exact_matmuls
@@ -438,4 +446,4 @@ def solve_layers(
     tau = ts_np[-1]
     ts = np.concatenate([[0.0], (np.arange(L * P)[:, None] * tau + ts_np[None, 1:]).ravel()])
     code = jnp.max(codes)
-    return Solution(jnp.asarray(ts, dtype), ys, code, with_finiteness(code, ys), jnp.sum(steps), final)
+    return Solution(jnp.asarray(ts, dtype), ys, code, with_finiteness(code, ys, final), jnp.sum(steps), final)

@@ -18,7 +18,9 @@ invalidates a run directory; that is the safe side. A cell is named by its swept
 a grid can be extended later and finished cells are reused, and its PRNG key
 is derived from that label, so its result does not depend on chunking,
 sharding or the rest of the grid. Resuming into a directory with another base
-hash is refused with a message (nothing is overwritten).
+hash is refused with a message (nothing is overwritten). Every chunk file
+carries the base hash too, and resume and merge refuse a chunk of another run,
+so a lost or replaced manifest cannot mix results of different runs or code.
 
 Writes go to a temporary file in the same directory followed by ``os.replace``,
 so a killed process leaves either a whole chunk or nothing.
@@ -156,6 +158,8 @@ class Store:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.chunks = self.root / "chunks"
+        #: The run identity every chunk read or written here must carry (set by :meth:`open`).
+        self.base_hash: str | None = None
 
     @property
     def manifest_path(self) -> Path:
@@ -172,6 +176,7 @@ class Store:
 
     def open(self, manifest: dict, resume: bool = True) -> None:
         """Create the store or check that it belongs to the same base hash."""
+        self.base_hash = manifest["base_hash"]
         old = self.manifest()
         if old is not None:
             if old.get("base_hash") != manifest["base_hash"]:
@@ -188,16 +193,29 @@ class Store:
             # Keep the manifest current (grids may have been extended).
             atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2).encode())
             return
+        self.finished_labels()  # chunks without a manifest: refuse foreign ones before writing anything
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2).encode())
 
     def chunk_files(self) -> list[Path]:
         return sorted(self.chunks.glob("chunk-*.nc"))
 
+    def _check_chunk(self, path: Path, ds: xr.Dataset) -> None:
+        """Refuse a chunk that another run wrote (its ``base_hash`` attribute differs from this run's):
+        the manifest alone does not bind chunks to a run, and a lost manifest must not let them mix."""
+        theirs = ds.attrs.get("base_hash")
+        if self.base_hash is not None and theirs != self.base_hash:
+            who = f"base hash {theirs}" if theirs else "no run identity (written by an older sinkflow)"
+            raise ValueError(
+                f"{path} belongs to another run ({who}; this run is {self.base_hash}: another non-swept value, precision "
+                f"or code). Nothing was merged. Move the foreign chunk files out of {self.chunks}, or use another --out directory."
+            )
+
     def finished_labels(self) -> set[str]:
         done: set[str] = set()
         for p in self.chunk_files():
             with xr.open_dataset(p, engine="h5netcdf") as ds:
+                self._check_chunk(p, ds)
                 done.update(str(s) for s in ds["label"].values)
         return done
 
@@ -207,7 +225,7 @@ class Store:
             data_vars[f"axis_{name}"] = (("cell",), np.asarray(vals))
         for name, arr in outputs.items():
             data_vars[name] = (("cell", *output_dims[name]), np.asarray(arr))
-        ds = xr.Dataset(data_vars)
+        ds = xr.Dataset(data_vars, attrs={"base_hash": self.base_hash or ""})
         name = hashlib.sha256("\n".join(labels).encode()).hexdigest()[:20]
         path = self.chunks / f"chunk-{name}.nc"
         _atomic_to_netcdf(ds, path)
@@ -225,6 +243,7 @@ class Store:
         filled = np.zeros(shape, dtype=bool)
         for p in self.chunk_files():
             with xr.open_dataset(p, engine="h5netcdf") as ds:
+                self._check_chunk(p, ds)
                 labels = [str(s) for s in ds["label"].values]
                 for var in output_dims:
                     if var not in arrays:

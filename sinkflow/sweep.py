@@ -256,6 +256,8 @@ def merge_results(study: Study, cfg: StudyConfig, store: Store, argv: list[str] 
             "base_hash": base_hash(study, cfg),
         }
     )
+    if store.base_hash is None:
+        store.base_hash = attrs["base_hash"]  # `sinkflow merge`: every chunk must be of this run
     return store.merge(axes, dict(study.output_dims), study.coords(cfg), attrs)
 
 

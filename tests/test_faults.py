@@ -1,0 +1,53 @@
+"""Faults are loud: a non-finite state is a failed cell, never a plausible number with status ok."""
+
+import jax.numpy as jnp
+import numpy as np
+
+from sinkflow import studies
+from sinkflow.solve import SolverConfig, solve
+from sinkflow.store import load_results
+from sinkflow.sweep import run_sweep
+
+
+def test_a_finite_observable_of_a_nan_state_is_not_success():
+    """ẏ = y² from y(0) = 1 blows up at t = 1; the saved comparison y > 0 is False on NaN, so only
+    the final state shows the failure."""
+    sol = solve(lambda t, y, a: y * y, jnp.ones(3), np.linspace(0.0, 2.0, 5), config=SolverConfig("rk4", dt=0.01), observable=lambda t, y, a: jnp.mean(y > 0.0))
+    assert bool(jnp.all(jnp.isfinite(sol.ys))) and int(sol.code) == 0
+    assert int(sol.status) == 3 and int(sol.final_status()) == 3
+    # per trajectory of a batch solved as one state
+    sol = solve(lambda t, y, a: a * y * y, jnp.ones((2, 3)), np.linspace(0.0, 2.0, 5), jnp.asarray([[0.1], [1.0]]), config=SolverConfig("rk4", dt=0.01), batch_ndim=1)
+    assert sol.final_status(axis=0).tolist() == [0, 3]
+
+
+def test_usa_overflow_is_a_failed_cell(tmp_path):
+    """USA at β = 60 in float32 overflows (e^{β⟨x_i,x_j⟩}/n): the phase diagram used to record P = 0
+    with status ok and a passing "all cells solved" check."""
+    study = studies.get("phase-diagram")
+    cfg = study.config("tiny", model="usa", beta=(0.0, 60.0), d=(4,), dtype="float32")
+    rep = run_sweep(study, cfg, tmp_path / "r", progress=False)
+    ds = load_results(tmp_path / "r")
+    assert rep.failed == 1
+    assert int(ds["status"].sel(beta=0.0).item()) == 0 and int(ds["status"].sel(beta=60.0).item()) == 3
+    first = study.run_checks(ds)[0]
+    assert first.name == "all cells solved" and not first.passed and "1 non_finite" in first.detail
+
+
+def test_chunks_are_bound_to_their_run_even_without_the_manifest(tmp_path, capsys):
+    """Lose manifest.json and re-run with another non-swept value: the old chunks used to be merged
+    under the new config. Now the run is refused before compute, naming the foreign chunk."""
+    from sinkflow.cli import main
+
+    out = tmp_path / "r"
+    args = ["run", "phase-diagram", "--preset", "tiny", "--d", "3", "--out", str(out), "--no-plot", "--no-check"]
+    assert main(args) == 0
+    (out / "manifest.json").unlink()
+    (out / "results.nc").unlink()
+    capsys.readouterr()
+    assert main([*args, "--T", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "belongs to another run" in err and "chunk-" in err and "Nothing was merged" in err
+    assert not (out / "results.nc").exists() and not (out / "manifest.json").exists()  # nothing written
+    # the same run (same T) resumes from its own chunks and recomputes nothing
+    assert main(args) == 0
+    assert "0 cells computed" in capsys.readouterr().out
