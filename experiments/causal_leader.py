@@ -219,7 +219,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="causal-leader",
     title="causal attention converges to the leader x_1(0)",
-    source="CAUSAL theorem (MATH.md §3)",
+    source="CAUSAL (the leader theorem)",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

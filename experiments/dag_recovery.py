@@ -208,7 +208,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="dag-recovery",
     title="DAG recovery with STE-trained masks vs DAGMA",
-    source="seed 001 §2.6; MATH.md §3 (learnable DAG masks)",
+    source="Koß 2025 §2.6 (learnable DAG masks); NOTEARS",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

@@ -398,7 +398,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="dag-spectra",
     title="DAG-masked attention: consensus rates vs spectral gaps",
-    source="MATH.md §3; seed 001 §2.3",
+    source="CAUSAL; Koß 2025 §2.3",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

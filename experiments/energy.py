@@ -138,7 +138,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="energy",
     title="Interaction energy along SA/USA trajectories",
-    source="GLPR §3, MATH.md §1 identities",
+    source="GLPR §3 (dissipation identities derived here)",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

@@ -323,7 +323,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="graph-heat",
     title="graph heat flow: decay rates vs spectral gaps, leaders, non-normal transients",
-    source="MATH.md §3; seed 001 §2.3",
+    source="Koß 2025 §2.3 (graph heat flow)",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

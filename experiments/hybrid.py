@@ -204,7 +204,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="hybrid",
     title="hybrid attention/MLP blocks: entropy across depth and clustering vs MLP strength",
-    source="seed 001 (hybrid blocks); MATH.md §3",
+    source="Koß 2025 (hybrid attention/MLP blocks)",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

@@ -164,7 +164,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="kernel-normalizations",
     title="K⁰ / K¹ / K^∞: unnormalised, softmax and Sinkhorn attention",
-    source="SINK; MATH.md §2",
+    source="SINK",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

@@ -199,7 +199,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="layernorm-schemes",
     title="LayerNorm placement (Post/Pre/Mix/Peri-LN, nGPT, sqrt) as speed factors",
-    source="MF §6.2; NORM; MATH.md §1",
+    source="MF §6.2; NORM",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

@@ -126,7 +126,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="long-context",
     title="Long-context phase transition of one attention layer",
-    source="MF (long context); Chen et al. 2025; MATH.md §1",
+    source="MF (long context); Chen et al. 2025",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

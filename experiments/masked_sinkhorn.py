@@ -247,7 +247,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="masked-sinkhorn",
     title="masked Sinkhorn: the identity collapse and its variants",
-    source="MATH.md §3 (pitfall and variants (a)–(d)); seed 003 §5.2",
+    source="OTVIEW §5.2 (masked Sinkhorn and its variants)",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

@@ -349,7 +349,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="metastability",
     title="metastable clusters on the circle (GLPR Fig. 4)",
-    source="GLPR Fig. 4; GKPR 2024 (dynamic metastability); MATH.md §1 circle model",
+    source="GLPR Fig. 4; GKPR (dynamic metastability)",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

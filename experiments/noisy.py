@@ -205,7 +205,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="noisy",
     title="Noisy tokens: USA with Brownian noise on the sphere, synchronisation at κ = 2",
-    source="MF §7; MATH.md §1",
+    source="MF §7",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

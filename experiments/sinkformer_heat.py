@@ -336,7 +336,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="sinkformer-heat",
     title="Sinkformer heat flow in R^d vs softmax mean shift",
-    source="SINK Thm 1; MATH.md §2, §4",
+    source="SINK Thm 1 (heat-equation limit)",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

@@ -173,7 +173,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="sinkhorn-gaussian",
     title="Sinkhorn vs softmax gain on Gaussian data",
-    source="MATH.md §2 (derived closed forms); SINK",
+    source="SINK; Gaussian closed forms derived here",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

@@ -215,7 +215,7 @@ def _cells(ds):
 STUDY = Study(
     name="usa-rates",
     title="Local rates near consensus (SA 2, USA 2e^β) and the rescaled USA layer step",
-    source="MF §6.1; the authors' corrected USA step; MATH.md §1",
+    source="MF §6.1; the authors' corrected USA step",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

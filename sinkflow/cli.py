@@ -47,6 +47,8 @@ def _add_study_options(p: argparse.ArgumentParser, study) -> None:
         extra += "]"
         if meta.get("swept"):
             p.add_argument(_flag(f.name), dest=f.name, metavar="GRID", default=None, help=f"{meta.get('help', '')}; {GRID_HELP}{extra}")
+        elif isinstance(f.default, tuple):  # a list that is not a grid axis (e.g. masked-sinkhorn's --tau)
+            p.add_argument(_flag(f.name), dest=f.name, metavar="LIST", default=None, help=f"{meta.get('help', '')}; {GRID_HELP}{extra}")
         else:
             choices = meta.get("choices")
             p.add_argument(
@@ -122,7 +124,7 @@ def _config_from_args(study, args):
         v = getattr(args, f.name, None)
         if v is None:
             continue
-        if f.metadata.get("swept"):
+        if f.metadata.get("swept") or isinstance(f.default, tuple):
             v = parse_grid(v, f.metadata.get("kind") or float, f.name)
         overrides[f.name] = v
     return study.config(args.preset, **overrides)
@@ -240,6 +242,9 @@ def _cmd_list() -> int:
                 line += f"  small={fmt(small)}"
             print(line)
         print()
+    print("References:")
+    for key, ref in studies.REFERENCES.items():
+        print(f"  {key}: {ref}")
     return 0
 
 

@@ -72,6 +72,8 @@ def test_bad_input_is_a_clear_error_before_compute(args, match, tmp_path, capsys
         ("dag-spectra", ["--graph", "cycle-dag"], "directed cycle"),
         ("dag-spectra", ["--graph", "path"], "undirected (as in graph-heat)"),
         ("dag-spectra", ["--graph", "tree:x"], "arity"),
+        ("masked-sinkhorn", ["--fixed-k", "3,1"], "increasing without repeats"),
+        ("masked-sinkhorn", ["--tau", "0.5,1.5"], "--tau"),
     ],
 )
 def test_study_specific_bad_input(study, args, match, tmp_path, capsys):
@@ -172,3 +174,24 @@ def test_causal_leader_monotonicity_checks_fail_on_wrong_data(tmp_path):
     far = ds.copy(deep=True)
     far["dist_token"][..., 60, :] += 1e-6  # every token, late (inside the hemisphere by then)
     assert not verdicts(far)["farthest token monotone in x_1's hemisphere"]
+
+
+def test_list_valued_options_are_set_from_the_command_line(tmp_path):
+    """masked-sinkhorn's --tau and --fixed-k are lists but not grid axes; they take list syntax
+    (one form used to crash with a TypeError, the other was refused)."""
+    from sinkflow.cli import _config_from_args, build_parser
+
+    args = build_parser("masked-sinkhorn").parse_args(["run", "masked-sinkhorn", "--out", str(tmp_path), "--tau", "0.3,0.6", "--fixed-k", "1,3"])
+    cfg = _config_from_args(studies.get("masked-sinkhorn"), args)
+    assert cfg.tau == (0.3, 0.6) and cfg.fixed_k == (1, 3)
+
+
+def test_result_files_are_readable_by_others(tmp_path):
+    import os
+
+    out = tmp_path / "r"
+    assert main(["run", "long-context", "--preset", "tiny", "--out", str(out), "--no-plot"]) == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in [out / "results.nc", out / "manifest.json", out / "checks.json", *(out / "chunks").glob("*.nc")]:
+        assert f.stat().st_mode & 0o777 == 0o666 & ~mask, f

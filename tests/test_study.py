@@ -222,3 +222,11 @@ def test_every_study_validates_its_tiny_preset_and_names_its_solver():
         cfg = study.config("tiny")
         assert isinstance(cfg.solver_provenance(), dict)
         assert np.all([len(v) >= 1 for _, v, _ in study.axes(cfg)])
+
+
+def test_study_sources_cite_papers_not_repository_documents():
+    """`sinkflow list` prints each study's source and the reference list; a source names works a
+    reader can find (no MATH.md, no seed numbers) and every study cites at least one."""
+    for study in studies.all_studies():
+        assert "MATH.md" not in study.source and "seed" not in study.source, study.name
+        assert any(key in study.source for key in studies.REFERENCES), study.name

@@ -19,7 +19,21 @@ import pkgutil
 import sys
 from pathlib import Path
 
-__all__ = ["names", "get", "all_studies", "module_name", "ALIASES"]
+__all__ = ["names", "get", "all_studies", "module_name", "ALIASES", "REFERENCES"]
+
+#: The works that study sources cite, by the abbreviations they use.
+REFERENCES = {
+    "GLPR": "Geshkovski, Letrouit, Polyanskiy, Rigollet, A mathematical perspective on Transformers (arXiv 2312.10794)",
+    "MF": "Rigollet, The mean-field dynamics of Transformers (arXiv 2512.01868)",
+    "NORM": "Karagodin et al., Normalization in attention dynamics (arXiv 2510.22026)",
+    "CAUSAL": "Karagodin, Polyanskiy, Rigollet, Clustering in causal attention masking (arXiv 2411.04990)",
+    "GKPR": "Geshkovski, Koubbi, Polyanskiy, Rigollet, Dynamic metastability in the self-attention model (2024)",
+    "SINK": "Sander, Ablin, Blondel, Peyré, Sinkformers: Transformers with doubly stochastic attention (AISTATS 2022)",
+    "NOTEARS": "Zheng, Aragam, Ravikumar, Xing, DAGs with NO TEARS (NeurIPS 2018)",
+    "Chen et al. 2025": "Chen et al. (2025), the long-context phase transition of softmax attention, as cited by MF",
+    "Koß 2025": "Koß, Stabilizing multi-nation AI governance through a stable stochastic differential N-player game between intermediate representations of Causeformers (Heidelberg, 2025)",
+    "OTVIEW": "From attention to diffusion: a unified entropic optimal transport view (anonymous preprint, 2025)",
+}
 
 _CHECKOUT = Path(__file__).resolve().parents[2]
 if (_CHECKOUT / "experiments").is_dir() and (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "sinkflow" / "studies").is_dir():
