@@ -171,6 +171,8 @@ class Store:
     """A sweep's directory (see module docstring)."""
 
     def __init__(self, root: str | os.PathLike):
+        if not str(root).strip():
+            raise ValueError("--out is empty; give a directory for the run (it is created if missing).")
         self.root = Path(root)
         self.chunks = self.root / "chunks"
         #: The run identity every chunk read or written here must carry (set by :meth:`open`).
@@ -192,6 +194,11 @@ class Store:
     def open(self, manifest: dict, resume: bool = True) -> None:
         """Create the store or check that it belongs to the same base hash."""
         self.base_hash = manifest["base_hash"]
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"--out {self.root} is a file, not a directory; give a directory (it is created if missing).")
+        writable_parent = next((q for q in [self.root, *self.root.parents] if q.exists()), Path("."))
+        if not os.access(writable_parent, os.W_OK | os.X_OK):
+            raise ValueError(f"--out {self.root}: {writable_parent} is not writable; choose a directory you can write to.")
         old = self.manifest()
         if old is not None:
             if old.get("base_hash") != manifest["base_hash"]:
@@ -226,11 +233,23 @@ class Store:
                 f"or code). Nothing was merged. Move the foreign chunk files out of {self.chunks}, or use another --out directory."
             )
 
+    def _open_chunk(self, path: Path) -> xr.Dataset:
+        """A chunk file, loaded and checked; a corrupt one is an error that says what to do."""
+        try:
+            with xr.open_dataset(path, engine="h5netcdf") as ds:
+                ds = ds.load()
+        except Exception as e:  # h5py/h5netcdf raise OSError, ValueError or KeyError on damaged files
+            raise ValueError(
+                f"{path} cannot be read ({type(e).__name__}: {e}); it is damaged (a disk fault or a copy cut short: sinkflow "
+                f"writes chunks atomically). Delete it and run the same command again: only its cells are recomputed."
+            ) from None
+        self._check_chunk(path, ds)
+        return ds
+
     def finished_labels(self) -> set[str]:
         done: set[str] = set()
         for p in self.chunk_files():
-            with xr.open_dataset(p, engine="h5netcdf") as ds:
-                self._check_chunk(p, ds)
+            with self._open_chunk(p) as ds:
                 done.update(str(s) for s in ds["label"].values)
         return done
 
@@ -257,8 +276,7 @@ class Store:
         arrays: dict[str, np.ndarray] = {}
         filled = np.zeros(shape, dtype=bool)
         for p in self.chunk_files():
-            with xr.open_dataset(p, engine="h5netcdf") as ds:
-                self._check_chunk(p, ds)
+            with self._open_chunk(p) as ds:
                 labels = [str(s) for s in ds["label"].values]
                 for var in output_dims:
                     if var not in arrays:

@@ -51,3 +51,43 @@ def test_chunks_are_bound_to_their_run_even_without_the_manifest(tmp_path, capsy
     # the same run (same T) resumes from its own chunks and recomputes nothing
     assert main(args) == 0
     assert "0 cells computed" in capsys.readouterr().out
+
+
+def _tiny_args(out):
+    return ["run", "long-context", "--preset", "tiny", "--out", str(out), "--no-plot", "--no-check"]
+
+
+def test_bad_output_paths_are_clear_errors(tmp_path, capsys):
+    from sinkflow.cli import main
+
+    f = tmp_path / "a-file"
+    f.write_text("x")
+    assert main(_tiny_args(f)) == 2 and "is a file, not a directory" in capsys.readouterr().err
+    assert main(_tiny_args("")) == 2 and "--out is empty" in capsys.readouterr().err
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        import os
+
+        if os.access(ro, os.W_OK):  # root ignores permissions: nothing to test there
+            return
+        assert main(_tiny_args(ro / "run")) == 2 and "not writable" in capsys.readouterr().err
+    finally:
+        ro.chmod(0o700)
+
+
+def test_a_corrupt_chunk_is_named_with_the_way_forward(tmp_path, capsys):
+    from sinkflow.cli import main
+
+    out = tmp_path / "r"
+    assert main(_tiny_args(out)) == 0
+    chunk = sorted((out / "chunks").glob("chunk-*.nc"))[0]
+    chunk.write_bytes(chunk.read_bytes()[:200])  # a copy cut short
+    capsys.readouterr()
+    assert main(_tiny_args(out)) == 2
+    err = capsys.readouterr().err
+    assert chunk.name in err and "Delete it and run the same command again" in err and "Traceback" not in err
+    chunk.unlink()
+    assert main(_tiny_args(out)) == 0
+    assert "0 already finished" not in capsys.readouterr().out
