@@ -199,6 +199,12 @@ STUDY = Study(
     make_cell=None,
     make_chunk=make_chunk,
     output_dims={"P": ("t",), "P_se": ("t",), "status": (), "num_steps": ()},
+    output_attrs={
+        "P": {"long_name": "P(⟨x_i(t), x_j(t)⟩ ≥ 1 − δ): fraction of ordered pairs i ≠ j that are δ-close, averaged over realizations", "units": "1"},
+        "P_se": {"long_name": "Monte-Carlo standard error of P over realizations", "units": "1"},
+        "num_steps": {"long_name": "accepted solver steps (largest over the cell's realizations)", "units": "1"},
+        "t": {"long_name": "time (continuous depth)", "units": "1"},
+    },
     coords=coords,
     plot=plot,
     checks=checks,

@@ -155,7 +155,7 @@ def _cmd_run(args) -> int:
         jax.config.update("jax_enable_x64", True)
     from .sweep import run_sweep
 
-    rep = run_sweep(study, cfg, args.out, chunk_size=args.chunk_size, devices=args.devices, shard=shard, resume=args.resume, progress=args.progress, argv=sys.argv)
+    rep = run_sweep(study, cfg, args.out, chunk_size=args.chunk_size, devices=args.devices, shard=shard, resume=args.resume, progress=args.progress, argv=args.argv)
     print(
         f"{rep.computed} cells computed, {rep.skipped} already finished, {rep.failed} failed, "
         f"{rep.chunks} chunks, {rep.compiles} compiles, {rep.seconds:.1f} s → {rep.out}"
@@ -206,7 +206,7 @@ def _cmd_check(dirpath) -> int:
     return 0 if all(c.passed for c in results) else 1
 
 
-def _cmd_merge(dirpath) -> int:
+def _cmd_merge(dirpath, argv: list[str]) -> int:
     from . import studies
     from .store import Store
     from .sweep import merge_results
@@ -221,7 +221,7 @@ def _cmd_merge(dirpath) -> int:
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    merge_results(study, cfg, store, argv=sys.argv)
+    merge_results(study, cfg, store, argv=man.get("argv"), devices=man.get("devices"), merged_by=argv)
     print(f"merged → {store.results_path}")
     return 0
 
@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         argv[1] = only
     parser = build_parser(only)
     args = parser.parse_args(argv)
+    args.argv = ["sinkflow", *argv]  # recorded as the run's command line
     try:
         if args.verb == "run":
             return _cmd_run(args)
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "check":
             return _cmd_check(args.dir)
         if args.verb == "merge":
-            return _cmd_merge(args.dir)
+            return _cmd_merge(args.dir, args.argv)
         return _cmd_list()
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"sinkflow: error: {e}", file=sys.stderr)

@@ -130,8 +130,11 @@ def _git_info() -> tuple[str, bool]:
         return "unknown", False
 
 
-def provenance(argv: list[str] | None = None) -> dict[str, str]:
-    """Attributes recorded on every merged result (all strings, netCDF-safe)."""
+def provenance(argv: list[str] | None = None, devices: list[str] | None = None) -> dict[str, str]:
+    """Attributes recorded on every merged result (all strings, netCDF-safe): the command line,
+    code (git commit, dirty flag, package versions), the devices used (default: all visible), the
+    creation time (ISO 8601, UTC) and the CF ``Conventions`` and ``history`` attributes."""
+    import datetime
     import importlib.metadata as md
 
     import jax
@@ -143,12 +146,17 @@ def provenance(argv: list[str] | None = None) -> dict[str, str]:
         except md.PackageNotFoundError:
             versions[pkg] = "not installed"
     commit, dirty = _git_info()
+    argv = argv if argv is not None else sys.argv
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return {
-        "argv": json.dumps(argv if argv is not None else sys.argv),
+        "Conventions": "CF-1.10",
+        "date_created": now,
+        "history": f"{now} {' '.join(map(str, argv))}",
+        "argv": json.dumps(argv),
         "git_commit": commit,
         "git_dirty": str(dirty),
         "versions": json.dumps(versions),
-        "devices": json.dumps([str(d) for d in jax.devices()]),
+        "devices": json.dumps(devices if devices is not None else [str(d) for d in jax.devices()]),
         "python": sys.version.split()[0],
     }
 
@@ -265,8 +273,9 @@ class Store:
         _atomic_to_netcdf(ds, path)
         return path
 
-    def merge(self, axes: list[tuple[str, tuple, bool]], output_dims: dict[str, tuple], coords: dict[str, Any], attrs: dict[str, str]) -> xr.Dataset:
-        """Assemble the current grid from chunk files into ``results.nc`` (missing cells raise)."""
+    def merge(self, axes: list[tuple[str, tuple, bool]], output_dims: dict[str, tuple], coords: dict[str, Any], attrs: dict[str, str], var_attrs: dict[str, dict] | None = None) -> xr.Dataset:
+        """Assemble the current grid from chunk files into ``results.nc`` (missing cells raise);
+        ``var_attrs`` maps variable and coordinate names to their attributes (long_name, units, …)."""
         names = [a[0] for a in axes]
         shape = tuple(len(a[1]) for a in axes)
         index = {}
@@ -303,6 +312,9 @@ class Store:
         coord_vars = {a[0]: list(a[1]) for a in axes}
         coord_vars.update({k: np.asarray(v) for k, v in coords.items()})
         ds = xr.Dataset(data_vars, coords=coord_vars, attrs=attrs)
+        for name, extra in (var_attrs or {}).items():
+            if name in ds.variables:
+                ds[name].attrs.update(extra)
         _atomic_to_netcdf(ds, self.results_path)
         return ds
 

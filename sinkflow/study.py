@@ -167,6 +167,8 @@ class Study:
     cell_bytes: optional ``(config, static_values) -> int``, an upper estimate of one
     cell's peak working memory; the sweep then caps a group's chunk so that the cells
     run together fit half the device's memory (:func:`sinkflow.sweep.memory_budget`).
+    output_attrs: optional CF-style attributes (``long_name``, ``units``) of outputs and of
+    output coordinates such as ``t``, written into ``results.nc`` so the file explains itself.
     """
 
     name: str
@@ -181,6 +183,7 @@ class Study:
     checks: Callable
     make_chunk: Callable | None = None
     cell_bytes: Callable | None = None
+    output_attrs: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         missing = [p for p in PRESETS if p not in self.presets]

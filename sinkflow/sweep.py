@@ -23,10 +23,12 @@ draws depend on its parameters and the seed only.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -176,6 +178,8 @@ def run_sweep(
         "precision": cfg.dtype,
         "matmul_precision": MATMUL_PRECISION,
         "solver": cfg.solver_provenance(),
+        "argv": list(argv) if argv is not None else list(sys.argv),
+        "devices": [str(d) for d in all_devices],
     }
     store.open(json.loads(json.dumps(manifest, default=str)), resume=resume)
 
@@ -225,7 +229,7 @@ def run_sweep(
     merged = False
     finished = store.finished_labels()
     if all(c.label in finished for c in cells):
-        merge_results(study, cfg, store, argv=argv)
+        merge_results(study, cfg, store, argv=manifest["argv"], devices=manifest["devices"])
         merged = True
     return SweepReport(
         total=len(cells),
@@ -241,9 +245,14 @@ def run_sweep(
     )
 
 
-def merge_results(study: Study, cfg: StudyConfig, store: Store, argv: list[str] | None = None):
+def merge_results(study: Study, cfg: StudyConfig, store: Store, argv: list[str] | None = None, devices: list[str] | None = None, merged_by: list[str] | None = None):
+    """Merge the store's chunks into ``results.nc`` with provenance and CF-style variable attributes.
+    ``argv``/``devices``: the run's command line and the devices it used; ``merged_by``: the command
+    of a separate ``sinkflow merge`` (recorded beside, never instead of, the run's)."""
     axes = study.axes(cfg)
-    attrs = provenance(argv)
+    attrs = provenance(argv, devices)
+    if merged_by is not None:
+        attrs["merged_by"] = json.dumps(merged_by)
     attrs.update(
         {
             "study": study.name,
@@ -258,7 +267,30 @@ def merge_results(study: Study, cfg: StudyConfig, store: Store, argv: list[str] 
     )
     if store.base_hash is None:
         store.base_hash = attrs["base_hash"]  # `sinkflow merge`: every chunk must be of this run
-    return store.merge(axes, dict(study.output_dims), study.coords(cfg), attrs)
+    return store.merge(axes, dict(study.output_dims), study.coords(cfg), attrs, _variable_attrs(study, cfg))
+
+
+def _variable_attrs(study: Study, cfg: StudyConfig) -> dict[str, dict]:
+    """CF-style attributes: every swept coordinate's long_name is its parameter's help text, the
+    status variable carries its legend (flag_values/flag_meanings), outputs their declared
+    long_name/units (else their name)."""
+    from .solve import STATUS
+
+    out: dict[str, dict] = {}
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("swept"):
+            out[f.name] = {"long_name": f.metadata.get("help", f.name)}
+    for name in study.output_dims:
+        out[name] = {"long_name": name, **dict(study.output_attrs.get(name, {}))}
+    for name, extra in study.output_attrs.items():
+        if name not in study.output_dims:  # coordinates of output dimensions, e.g. t
+            out[name] = dict(extra)
+    out["status"] = {
+        "long_name": "solver status of the cell (non-zero: every check that reads the cell is invalid)",
+        "flag_values": np.asarray(sorted(STATUS), dtype=np.int32),
+        "flag_meanings": " ".join(STATUS[k] for k in sorted(STATUS)),
+    }
+    return out
 
 
 def _with_status(study: Study, res: dict, ncells: int) -> dict:

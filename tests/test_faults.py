@@ -91,3 +91,24 @@ def test_a_corrupt_chunk_is_named_with_the_way_forward(tmp_path, capsys):
     chunk.unlink()
     assert main(_tiny_args(out)) == 0
     assert "0 already finished" not in capsys.readouterr().out
+
+
+def test_a_results_file_explains_itself(tmp_path, capsys):
+    """CF conventions: creation time, history, coordinate long names from the parameters' help, the
+    status legend; the devices used; `sinkflow merge` keeps the run's command line and adds its own."""
+    import json
+
+    from sinkflow.cli import main
+
+    out = tmp_path / "r"
+    base = ["run", "phase-diagram", "--preset", "tiny", "--out", str(out), "--no-plot", "--no-check"]
+    assert main([*base, "--shard", "0/2"]) == 0 and main([*base, "--shard", "1/2"]) == 0
+    assert main(["merge", str(out)]) == 0
+    ds = load_results(out)
+    assert ds.attrs["Conventions"].startswith("CF-") and ds.attrs["date_created"][:2] == "20"
+    assert json.loads(ds.attrs["argv"])[-1] == "1/2" and json.loads(ds.attrs["merged_by"])[-1] == str(out)
+    assert len(json.loads(ds.attrs["devices"])) == 1
+    assert ds["status"].attrs["flag_meanings"] == "ok max_steps_reached solver_failure non_finite"
+    assert list(ds["status"].attrs["flag_values"]) == [0, 1, 2, 3]
+    assert "inverse temperature" in ds["beta"].attrs["long_name"] and ds["t"].attrs["units"] == "1"
+    assert "δ-close" in ds["P"].attrs["long_name"]
