@@ -279,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"sinkflow: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        msg = str(e) or "interrupted; finished chunks are kept: run the same command to resume"
+        print(f"\nsinkflow: {msg}.", file=sys.stderr)
+        return 130
     except OSError as e:  # e.g. the output directory made read-only mid-run, a full disk
         print(f"sinkflow: error: {e.strerror or e} ({e.filename or 'output'}). Finished chunks are kept; fix the cause and run the same command again to resume.", file=sys.stderr)
         return 2

@@ -207,6 +207,7 @@ class Store:
         writable_parent = next((q for q in [self.root, *self.root.parents] if q.exists()), Path("."))
         if not os.access(writable_parent, os.W_OK | os.X_OK):
             raise ValueError(f"--out {self.root}: {writable_parent} is not writable; choose a directory you can write to.")
+        self._lock()
         old = self.manifest()
         if old is not None:
             if old.get("base_hash") != manifest["base_hash"]:
@@ -226,6 +227,35 @@ class Store:
         self.finished_labels()  # chunks without a manifest: refuse foreign ones before writing anything
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2).encode())
+
+    def _lock(self) -> None:
+        """Take the directory's lock (``.lock``, an advisory ``flock`` released when the process ends,
+        even by SIGKILL) or refuse, naming the process that holds it: two runs into one directory
+        would both do all the work."""
+        import datetime
+        import fcntl
+        import socket
+
+        if getattr(self, "_lock_fd", None) is not None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise ValueError(f"{self.root} is in use by another sinkflow run ({holder}); wait for it to finish, or use another --out directory.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {datetime.datetime.now().isoformat(timespec='seconds')}".encode(), 0)
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Release the directory's lock (also released when the process exits)."""
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None:
+            os.close(fd)
+            self._lock_fd = None
 
     def chunk_files(self) -> list[Path]:
         return sorted(self.chunks.glob("chunk-*.nc"))

@@ -45,7 +45,7 @@ from .progress import Progress
 from .store import Store, cell_label, code_hash, label_key_words, provenance
 from .study import Study, StudyConfig
 
-__all__ = ["Cell", "grid_cells", "run_sweep", "SweepReport", "base_hash", "cell_keys", "default_chunk_size", "memory_budget", "merge_results"]
+__all__ = ["Cell", "grid_cells", "run_sweep", "SweepReport", "SweepInterrupted", "base_hash", "cell_keys", "default_chunk_size", "memory_budget", "merge_results"]
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,52 @@ def run_sweep(
         "argv": list(argv) if argv is not None else list(sys.argv),
         "devices": [str(d) for d in all_devices],
     }
-    store.open(json.loads(json.dumps(manifest, default=str)), resume=resume)
+    try:
+        store.open(json.loads(json.dumps(manifest, default=str)), resume=resume)
+        with _StopAfterChunk() as stop:
+            return _run_locked(study, cfg, store, manifest, stop, chunk_size=chunk_size, all_devices=all_devices, mesh=mesh, shard=shard, resume=resume, progress=progress, dtype=dtype, t_start=t_start, out=out)
+    finally:
+        store.close()
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sweep between chunks; every finished chunk, the one in flight included, is on disk."""
+
+
+class _StopAfterChunk:
+    """While a sweep runs in the main thread, the first Ctrl-C asks it to stop after the chunk in
+    flight (which is then written, not discarded); a second one stops at once."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.requested = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.getsignal(signal.SIGINT)
+
+            def handler(signum, frame):
+                if self.requested:
+                    raise KeyboardInterrupt
+                self.requested = True
+                print("\nsinkflow: stopping after the chunk in flight (Ctrl-C again to stop now, losing it)", file=sys.stderr, flush=True)
+
+            signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _run_locked(study, cfg, store, manifest, stop, *, chunk_size, all_devices, mesh, shard, resume, progress, dtype, t_start, out) -> SweepReport:
+    nd = len(all_devices)
+    i_shard, n_shard = shard
+    axes = study.axes(cfg)
 
     cells = grid_cells(study, cfg)
     mine = [c for c in cells if c.index % n_shard == i_shard]
@@ -224,6 +269,9 @@ def run_sweep(
             computed += len(part)
             n_chunks += 1
             bar.update(len(part), nfail)
+            if stop.requested:
+                bar.close()
+                raise SweepInterrupted(f"interrupted: {computed} cells computed in {n_chunks} chunks this run, all written to {store.chunks}; run the same command to resume")
     bar.close()
 
     merged = False

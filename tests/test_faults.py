@@ -112,3 +112,54 @@ def test_a_results_file_explains_itself(tmp_path, capsys):
     assert list(ds["status"].attrs["flag_values"]) == [0, 1, 2, 3]
     assert "inverse temperature" in ds["beta"].attrs["long_name"] and ds["t"].attrs["units"] == "1"
     assert "δ-close" in ds["P"].attrs["long_name"]
+
+
+def test_two_runs_into_one_directory_are_refused_with_the_holder(tmp_path, capsys):
+    import fcntl
+    import os
+
+    from sinkflow.cli import main
+
+    out = tmp_path / "r"
+    out.mkdir()
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(fd, b"pid 4242 on somehost, since 2026-12-01T00:00:00")
+    try:
+        assert main(_tiny_args(out)) == 2
+        err = capsys.readouterr().err
+        assert "in use by another sinkflow run (pid 4242 on somehost" in err
+        assert not (out / "manifest.json").exists()
+    finally:
+        os.close(fd)
+    assert main(_tiny_args(out)) == 0  # released: the run goes ahead, and releases its own lock
+    assert main(_tiny_args(out)) == 0
+
+
+def test_ctrl_c_keeps_the_chunk_in_flight_and_resume_finishes(tmp_path):
+    """The first SIGINT lets the chunk in flight finish and be written, then the run stops (exit
+    130) saying so; the same command then computes only the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "r"
+    args = [sys.executable, "-m", "sinkflow.cli", "run", "phase-diagram", "--preset", "tiny", "--d", "3", "--beta", "lin:0:4:12",
+            "--chunk-size", "1", "--out", str(out), "--no-plot", "--no-check"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "chunks").glob("chunk-*.nc"))) < 2:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "stopping after the chunk in flight" in err and "all written to" in err
+    n_done = int(err.split("interrupted: ")[1].split(" cells")[0])
+    assert len(list((out / "chunks").glob("chunk-*.nc"))) == n_done < 12
+    again = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and f"{12 - n_done} cells computed, {n_done} already finished" in again.stdout
