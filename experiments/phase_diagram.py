@@ -104,6 +104,14 @@ def make_chunk(cfg: Config, static: dict):
     return chunk
 
 
+def cell_bytes(cfg: Config, static: dict) -> int:
+    """Peak working memory of a cell: its realizations are solved in pieces of at most
+    :func:`~sinkflow.batching.default_piece` trajectories, each holding its n×n logits and weights
+    and the RK stages of its n×d state (about 12 arrays of n² or n·d numbers at the peak)."""
+    n, d = int(static["n"]), int(static["d"])
+    return min(cfg.realizations, default_piece()) * 12 * (n * n + n * d) * np.dtype(cfg.dtype).itemsize
+
+
 def coords(cfg: Config):
     return {"t": time_grid(cfg.T, cfg.n_times)}
 
@@ -198,6 +206,7 @@ STUDY = Study(
     presets=PRESETS,
     make_cell=None,
     make_chunk=make_chunk,
+    cell_bytes=cell_bytes,
     output_dims={"P": ("t",), "P_se": ("t",), "status": (), "num_steps": ()},
     output_attrs={
         "P": {"long_name": "P(⟨x_i(t), x_j(t)⟩ ≥ 1 − δ): fraction of ordered pairs i ≠ j that are δ-close, averaged over realizations", "units": "1"},

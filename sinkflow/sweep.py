@@ -91,6 +91,26 @@ def memory_budget(devices: list[jax.Device]) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2 // len(devices)
 
 
+def _check_memory(study: Study, cfg: StudyConfig, devices: list) -> None:
+    """Refuse, before compiling or writing anything, a grid with a cell that alone exceeds
+    :func:`memory_budget` (by the study's ``cell_bytes`` estimate), naming the cell, the
+    estimate and the budget. Cells that fit are batched so that a chunk fits too."""
+    if study.cell_bytes is None:
+        return
+    budget = memory_budget(devices)
+    static_axes = [(name, vals) for name, vals, static in study.axes(cfg) if static]
+    for combo in np.ndindex(*[len(v) for _, v in static_axes]):
+        static = {name: vals[k] for (name, vals), k in zip(static_axes, combo)}
+        need = int(study.cell_bytes(cfg, static))
+        if need > budget:
+            where = ", ".join(f"{k}={v}" for k, v in static.items()) or "every cell"
+            raise ValueError(
+                f"one cell ({where}) needs about {need / 2**30:.3g} GiB of working memory, and a device here has "
+                f"{budget / 2**30:.3g} GiB for it (half its memory); nothing was computed. Reduce that cell's sizes "
+                f"(n, d, realizations…), or run on a device with more memory."
+            )
+
+
 def _fitting_chunk(size: int, nd: int, cell_bytes: int, budget: int) -> int:
     """The largest multiple of nd ≤ size whose per-device share of cells fits the budget (at least nd)."""
     per_device = max(1, budget // max(1, cell_bytes))
@@ -169,6 +189,7 @@ def run_sweep(
 
     store = Store(out)
     axes = study.axes(cfg)
+    _check_memory(study, cfg, all_devices)
     manifest = {
         "study": study.name,
         "base_hash": base_hash(study, cfg),

@@ -163,3 +163,17 @@ def test_ctrl_c_keeps_the_chunk_in_flight_and_resume_finishes(tmp_path):
     assert len(list((out / "chunks").glob("chunk-*.nc"))) == n_done < 12
     again = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and f"{12 - n_done} cells computed, {n_done} already finished" in again.stdout
+
+
+def test_a_cell_too_large_for_memory_is_refused_before_compiling(tmp_path, capsys):
+    """--n 1000000 on phase-diagram used to compile and then die out of memory, leaving a manifest."""
+    import time
+
+    from sinkflow.cli import main
+
+    out = tmp_path / "r"
+    t0 = time.perf_counter()
+    assert main(["run", "phase-diagram", "--preset", "tiny", "--n", "1000000", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "one cell (d=3, n=1000000) needs about" in err and "GiB" in err and "nothing was computed" in err
+    assert time.perf_counter() - t0 < 10 and not out.exists()
