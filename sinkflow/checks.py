@@ -28,10 +28,14 @@ class Check:
     reason: str
     passed: bool
     detail: str = ""
+    #: The check's power on this data: the smallest shift of the prediction that would make it fail
+    #: (negative when it fails; NaN when not computed). A check whose margin is far above the
+    #: data's own precision cannot see errors of the size that matter.
+    margin: float = math.nan
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        for k in ("predicted", "measured", "tolerance"):
+        for k in ("predicted", "measured", "tolerance", "margin"):
             v = d[k]
             d[k] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
         return d
@@ -40,25 +44,26 @@ class Check:
 def compare(name: str, source: str, predicted: float, measured: float, tolerance: float, reason: str, *, mode: str = "abs", detail: str = "") -> Check:
     """Build a check. Modes: ``abs`` |m − p| ≤ tol; ``rel`` |m − p| ≤ tol·|p|; ``le`` m ≤ p + tol; ``ge`` m ≥ p − tol."""
     p, m = float(predicted), float(measured)
-    if not (math.isfinite(m) and math.isfinite(p)):
-        ok = False
-    elif mode == "abs":
-        ok = abs(m - p) <= tolerance
-    elif mode == "rel":
-        ok = abs(m - p) <= tolerance * abs(p)
-    elif mode == "le":
-        ok = m <= p + tolerance
-    elif mode == "ge":
-        ok = m >= p - tolerance
-    else:
+    if mode not in ("abs", "rel", "le", "ge"):
         raise ValueError(f"compare(mode={mode!r}) is not known; use abs, rel, le or ge.")
-    return Check(name, source, p, m, float(tolerance), reason, bool(ok), detail)
+    if not (math.isfinite(m) and math.isfinite(p)):
+        return Check(name, source, p, m, float(tolerance), reason, False, detail, -math.inf)
+    if mode == "abs":
+        margin = tolerance - abs(m - p)
+    elif mode == "rel":  # the shift δ of p with |m − p − δ| = tol·|p + δ| on the near side
+        margin = (tolerance * abs(p) - abs(m - p)) / (1.0 + tolerance)
+    elif mode == "le":
+        margin = p + tolerance - m
+    else:
+        margin = m - (p - tolerance)
+    return Check(name, source, p, m, float(tolerance), reason, bool(margin >= 0), detail, float(margin))
 
 
 def table(checks: list[Check]) -> str:
-    rows = [("verdict", "check", "source", "predicted", "measured", "tol", "reason")]
+    rows = [("verdict", "check", "source", "predicted", "measured", "tol", "detects", "reason")]
     for c in checks:
-        rows.append(("PASS" if c.passed else "FAIL", c.name, c.source, f"{c.predicted:.6g}", f"{c.measured:.6g}", f"{c.tolerance:.2g}", c.reason))
+        detects = f"{c.margin:.2g}" if math.isfinite(c.margin) and c.passed else "—"
+        rows.append(("PASS" if c.passed else "FAIL", c.name, c.source, f"{c.predicted:.6g}", f"{c.measured:.6g}", f"{c.tolerance:.2g}", detects, c.reason))
     widths = [min(max(len(r[i]) for r in rows), 60) for i in range(len(rows[0]))]
     lines = []
     for k, r in enumerate(rows):
@@ -67,6 +72,7 @@ def table(checks: list[Check]) -> str:
             lines.append("  ".join("-" * w for w in widths))
     n_fail = sum(not c.passed for c in checks)
     lines.append(f"{len(checks) - n_fail} passed, {n_fail} failed")
+    lines.append("(detects: the smallest shift of the prediction that would fail the check, in its units)")
     return "\n".join(lines)
 
 

@@ -84,7 +84,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run (or resume) a study's sweep into --out", description="Run a study's sweep. Each study has its own options: sinkflow run STUDY --help.")
     sub_studies = run.add_subparsers(dest="study", required=True, metavar="STUDY")
-    for name in [only] if only is not None else studies.names():
+    if only is None:  # `sinkflow --help`, `sinkflow run --help`: names and one-line summaries, no study imported
+        for name in studies.names():
+            sub_studies.add_parser(name, help=studies.summary(name), description=f"{studies.summary(name)}. Options: sinkflow run {name} --help.")
+    for name in [only] if only is not None else []:
         study = studies.get(name)
         sp = sub_studies.add_parser(name, help=study.title, description=f"{study.title}. Source: {study.source}.")
         sp.add_argument("--preset", choices=sorted(study.presets), default="small", help="parameter preset (default: small; tiny = seconds, for tests; paper = the published parameters)")

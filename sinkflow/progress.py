@@ -48,7 +48,8 @@ class Progress:
 
     def _draw(self) -> None:
         if self.enabled:
-            self.stream.write("\r" + self.line())
+            # "\x1b[K" clears to the end of the line: a shorter line (ETA 9s after ETA 10s) leaves no stale characters
+            self.stream.write("\r" + self.line() + "\x1b[K")
             self.stream.flush()
 
     def close(self) -> None:

@@ -73,3 +73,14 @@ def test_decay_rate_reads_the_rate_where_it_is_visible_and_reports_its_drift():
     assert np.isnan(decay_rate(t, pure, (1e-3, 1.2e-3)).rate)  # 3 saves
     k = np.arange(1.0, 200.0)
     assert log_log_slope(k, 4.0 * k**-1.5) == pytest.approx(-1.5, rel=1e-12)
+
+
+@pytest.mark.parametrize("mode,p,m,tol", [("abs", 1.0, 1.02, 0.05), ("rel", 2.0, 2.05, 0.05), ("le", 0.0, 0.3, 1.0), ("ge", 1.0, 0.995, 0.01)])
+def test_a_check_reports_the_smallest_shift_of_its_prediction_that_fails_it(mode, p, m, tol):
+    from sinkflow.checks import compare
+
+    c = compare("x", "s", p, m, tol, "r", mode=mode)
+    assert c.passed and c.margin > 0
+    shifted = [compare("x", "s", p + s * c.margin * f, m, tol, "r", mode=mode).passed for f in (0.999, 1.001) for s in (1, -1)]
+    assert shifted[:2] == [True, True] and not all(shifted[2:])  # inside the margin passes; just beyond, one side fails
+    assert compare("x", "s", p, float("nan"), tol, "r", mode=mode).margin == float("-inf")

@@ -19,7 +19,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-__all__ = ["names", "get", "all_studies", "module_name", "ALIASES", "REFERENCES"]
+__all__ = ["names", "get", "all_studies", "module_name", "summary", "ALIASES", "REFERENCES"]
 
 #: The works that study sources cite, by the abbreviations they use.
 REFERENCES = {
@@ -55,6 +55,18 @@ def names() -> list[str]:
     """Every study's CLI name, from the module names, sorted."""
     found = {m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}  # noqa: F821
     return sorted(found)
+
+
+def summary(name: str) -> str:
+    """The first line of a study module's docstring, read without importing it (fast ``--help``)."""
+    import ast
+
+    for folder in __path__:  # noqa: F821
+        path = Path(folder) / f"{module_name(name)}.py"
+        if path.is_file():
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+            return doc.splitlines()[0] if doc else name
+    return name
 
 
 def canonical(name: str) -> str:
