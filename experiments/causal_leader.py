@@ -82,7 +82,10 @@ class Config(PreciseSolverOptions):
 
 
 PRESETS = {
-    "tiny": {"d": (3,), "n": (4,), "weights": ("qk-gaussian",), "beta": (0.0, 1.0), "realizations": 3, "T": 80.0, "n_times": 161},"paper": {"d": (3, 16, 64), "n": (8, 16, 32), "beta": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), "realizations": 32, "T": 300.0, "n_times": 601}, "small": {}}
+    "tiny": {"d": (3,), "n": (4,), "weights": ("qk-gaussian",), "beta": (0.0, 1.0), "realizations": 3, "T": 80.0, "n_times": 161},
+    "paper": {"d": (3, 16, 64), "n": (8, 16, 32), "beta": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), "realizations": 32, "T": 300.0, "n_times": 601},
+    "small": {},
+}
 
 
 def make_cell(cfg: Config, static: dict):

@@ -72,7 +72,10 @@ class Config(StudyConfig):
 
 
 PRESETS = {
-    "tiny": {"n": (5,), "samples": (500, 3000), "graph": ("er",), "realizations": 1, "inner": 300, "outer": 6, "dagma": "off"},"paper": {"n": (10, 20, 30, 50), "samples": (100, 500, 2000, 10000), "degree": (1.0, 2.0, 4.0), "realizations": 10}, "small": {"n": (10,), "samples": (200, 2000)}}
+    "tiny": {"n": (5,), "samples": (500, 3000), "graph": ("er",), "realizations": 1, "inner": 300, "outer": 6, "dagma": "off"},
+    "paper": {"n": (10, 20, 30, 50), "samples": (100, 500, 2000, 10000), "degree": (1.0, 2.0, 4.0), "realizations": 10},
+    "small": {"n": (10,), "samples": (200, 2000)},
+}
 
 
 def draw_dag(family: str, nodes: int, degree: float, seed: int) -> np.ndarray:

@@ -149,7 +149,10 @@ class Config(PreciseSolverOptions):
 # 32-node path with fixed-3) left the gap-mode window fewer than 10 saves at 201 (75 of 585
 # consensus runs unchecked at n = 32, softmax and fixed-3; 32 at 401, same run time).
 PRESETS = {
-    "tiny": {"n": (5,), "normalization": ("softmax",), "graph": ("star-dag", "er:0.5"), "beta": (0.0, 2.0), "realizations": 1, "n_times": 121},"paper": {"n": (8, 16, 32), "beta": (0.0, 0.5, 1.0, 2.0, 4.0), "realizations": 8, "n_times": 401}, "small": {"n": (8,), "normalization": ("softmax", "fixed-3", "skeleton")}}
+    "tiny": {"n": (5,), "normalization": ("softmax",), "graph": ("star-dag", "er:0.5"), "beta": (0.0, 2.0), "realizations": 1, "n_times": 121},
+    "paper": {"n": (8, 16, 32), "beta": (0.0, 0.5, 1.0, 2.0, 4.0), "realizations": 8, "n_times": 401},
+    "small": {"n": (8,), "normalization": ("softmax", "fixed-3", "skeleton")},
+}
 
 
 def effective_matrix(mask: np.ndarray, spec: Sinkhorn | None) -> np.ndarray:

@@ -64,7 +64,10 @@ class Config(PreciseSolverOptions):
 
 
 PRESETS = {
-    "tiny": {"model": ("sa", "usa-repulsive"), "beta": (1.0,), "n": 5, "T": 2.0, "n_times": 11},"paper": {"n": 32, "d": 3, "beta": (0.5, 1.0, 4.0, 9.0), "T": 30.0, "n_times": 301}, "small": {}}
+    "tiny": {"model": ("sa", "usa-repulsive"), "beta": (1.0,), "n": 5, "T": 2.0, "n_times": 11},
+    "paper": {"n": 32, "d": 3, "beta": (0.5, 1.0, 4.0, 9.0), "T": 30.0, "n_times": 301},
+    "small": {},
+}
 
 
 def make_cell(cfg: Config, static: dict):

@@ -94,7 +94,10 @@ class Config(PreciseSolverOptions):
 
 
 PRESETS = {
-    "tiny": {"n": (6,), "graph": ("cycle", "path-dag"), "realizations": 2, "n_times": 61},"paper": {"n": (8, 16, 32, 64), "realizations": 8}, "small": {"n": (8, 16)}}
+    "tiny": {"n": (6,), "graph": ("cycle", "path-dag"), "realizations": 2, "n_times": 61},
+    "paper": {"n": (8, 16, 32, 64), "realizations": 8},
+    "small": {"n": (8, 16)},
+}
 
 
 def build_graph(name: str, n: int, cfg: Config) -> np.ndarray:

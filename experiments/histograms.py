@@ -44,7 +44,10 @@ class Config(SolverOptions):
 
 
 PRESETS = {
-    "tiny": {"realizations": 16, "d": (2, 4), "n": (4,), "beta": (1.0,), "T": 20.0, "n_times": 3, "bins": 10},"paper": {"realizations": 1024, "d": (2, 8, 32, 128, 512), "beta": (1.0, 4.0, 9.0), "T": 30.0, "n_times": 31}, "small": {"realizations": 64, "d": (2, 8, 32)}}
+    "tiny": {"realizations": 16, "d": (2, 4), "n": (4,), "beta": (1.0,), "T": 20.0, "n_times": 3, "bins": 10},
+    "paper": {"realizations": 1024, "d": (2, 8, 32, 128, 512), "beta": (1.0, 4.0, 9.0), "T": 30.0, "n_times": 31},
+    "small": {"realizations": 64, "d": (2, 8, 32)},
+}
 
 
 def make_cell(cfg: Config, static: dict):

@@ -79,7 +79,10 @@ class Config(SolverOptions):
 
 
 PRESETS = {
-    "tiny": {"beta": (1.0,), "strength": (0.0, 1.0), "blocks": 1, "realizations": 2, "dt": 0.05},"paper": {"beta": (0.5, 1.0, 2.0, 4.0, 8.0), "strength": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0), "n": 512, "blocks": 16, "realizations": 8}, "small": {}}
+    "tiny": {"beta": (1.0,), "strength": (0.0, 1.0), "blocks": 1, "realizations": 2, "dt": 0.05},
+    "paper": {"beta": (0.5, 1.0, 2.0, 4.0, 8.0), "strength": (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0), "n": 512, "blocks": 16, "realizations": 8},
+    "small": {},
+}
 
 SAVES_PER_HALF = 4  # eighth blocks (the entropy identity integrates D over the saves)
 

@@ -56,7 +56,10 @@ class Config(SinkhornOptions):
 
 
 PRESETS = {
-    "tiny": {"n": (4, 6), "beta": (1.0, 3.0), "K": 60, "realizations": 4},"paper": {"n": (16, 64), "beta": (0.5, 1.0, 2.0, 4.0, 8.0), "realizations": 64}, "small": {}}
+    "tiny": {"n": (4, 6), "beta": (1.0, 3.0), "K": 60, "realizations": 4},
+    "paper": {"n": (16, 64), "beta": (0.5, 1.0, 2.0, 4.0, 8.0), "realizations": 64},
+    "small": {},
+}
 
 
 def make_cell(cfg: Config, static: dict):

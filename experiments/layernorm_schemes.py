@@ -80,7 +80,10 @@ class Config(PreciseSolverOptions):
 
 
 PRESETS = {
-    "tiny": {"n": 4, "d": 4, "scheme": ("post-ln", "pre-ln", "sqrt"), "realizations": 2, "T": 1000.0, "n_times": 121},"paper": {"beta": (0.5, 1.0, 2.0), "realizations": 16, "T": 3000.0, "n_times": 321}, "small": {}}
+    "tiny": {"n": 4, "d": 4, "scheme": ("post-ln", "pre-ln", "sqrt"), "realizations": 2, "T": 1000.0, "n_times": 121},
+    "paper": {"beta": (0.5, 1.0, 2.0), "realizations": 16, "T": 3000.0, "n_times": 321},
+    "small": {},
+}
 
 
 def time_grid(T: float, n_times: int) -> np.ndarray:

@@ -52,7 +52,10 @@ class Config(StudyConfig):
 
 
 PRESETS = {
-    "tiny": {"n": (8, 32, 128), "gamma": (1.0, 2.0, 3.0)},"paper": {}, "small": {"n": (16, 64, 256, 1024, 4096)}}
+    "tiny": {"n": (8, 32, 128), "gamma": (1.0, 2.0, 3.0)},
+    "paper": {},
+    "small": {"n": (16, 64, 256, 1024, 4096)},
+}
 
 
 def make_cell(cfg: Config, static: dict):

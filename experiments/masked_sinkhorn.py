@@ -81,7 +81,10 @@ class Config(StudyConfig):
 
 
 PRESETS = {
-    "tiny": {"mask": ("causal", "tree-dag"), "n": (5,), "beta": (0.0, 2.0), "pairs": 20000, "n_saves": 60, "realizations": 2},"paper": {"n": (8, 16, 32), "beta": (0.0, 1.0, 2.0, 4.0, 8.0), "realizations": 16}, "small": {}}
+    "tiny": {"mask": ("causal", "tree-dag"), "n": (5,), "beta": (0.0, 2.0), "pairs": 20000, "n_saves": 60, "realizations": 2},
+    "paper": {"n": (8, 16, 32), "beta": (0.0, 1.0, 2.0, 4.0, 8.0), "realizations": 16},
+    "small": {},
+}
 
 
 def build_mask(name: str, n: int, cfg: Config) -> np.ndarray:

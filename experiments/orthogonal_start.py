@@ -48,7 +48,10 @@ class Config(PreciseSolverOptions):
 
 
 PRESETS = {
-    "tiny": {"n": (3,), "d": 4, "beta": (0.0, 1.0), "T": 2.0, "n_times": 11},"paper": {"n": (8, 32), "d": 32, "beta": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), "T": 20.0, "n_times": 201}, "small": {}}
+    "tiny": {"n": (3,), "d": 4, "beta": (0.0, 1.0), "T": 2.0, "n_times": 11},
+    "paper": {"n": (8, 32), "d": 32, "beta": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0), "T": 20.0, "n_times": 201},
+    "small": {},
+}
 
 
 def make_cell(cfg: Config, static: dict):

@@ -75,7 +75,10 @@ class Config(PreciseSolverOptions):
 
 
 PRESETS = {
-    "tiny": {"beta": (0.0, 1.0, 3.0), "realizations": 2, "layers": 200, "n_times": 151},"paper": {"beta": (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0), "realizations": 16}, "small": {}}
+    "tiny": {"beta": (0.0, 1.0, 3.0), "realizations": 2, "layers": 200, "n_times": 151},
+    "paper": {"beta": (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0), "realizations": 16},
+    "small": {},
+}
 
 
 def _eta(cfg, model, beta):
