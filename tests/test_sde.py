@@ -67,3 +67,23 @@ def test_bad_input_is_refused():
         solve_sde(lambda t, y, a: y, op, y0, [0.0, 1.0], None, key=jax.random.key(0), dt=0.0)
     with pytest.raises(ValueError, match="increasing"):
         solve_sde(lambda t, y, a: y, op, y0, [1.0, 0.0], None, key=jax.random.key(0), dt=0.1)
+
+
+def test_per_step_increments_have_the_same_law_and_are_reproducible():
+    """brownian="steps" draws N(0, h) from fold_in(key, step): the EM chain's law is the same as with
+    the Brownian tree (the AR(1) stationary variance σ²/(θ(2 − θh))), the same key gives bitwise the
+    same numbers, another key other numbers."""
+    jax.config.update("jax_enable_x64", True)
+    theta, sigma, h, N = 1.0, 1.0, 0.1, 40_000
+
+    def diffusion(t, y, a):
+        return lx.FunctionLinearOperator(lambda w: sigma * w, jax.ShapeDtypeStruct(y.shape, y.dtype))
+
+    run = lambda k: solve_sde(lambda t, y, a: -a * y, diffusion, jnp.full((N,), 2.0), np.array([0.0, 8.0]), theta, key=jax.random.key(k), dt=h, brownian="steps")  # noqa: E731
+    a, b, c = run(0), run(0), run(1)
+    assert int(a.status) == 0 and int(a.num_steps) == 80
+    assert np.array_equal(np.asarray(a.ys), np.asarray(b.ys)) and not np.array_equal(np.asarray(a.ys), np.asarray(c.ys))
+    v_inf = sigma**2 / (theta * (2 - theta * h))
+    assert abs(float(np.var(np.asarray(a.ys[-1]))) - v_inf) < 4 * v_inf * np.sqrt(2.0 / N)
+    with pytest.raises(ValueError, match="brownian"):
+        solve_sde(lambda t, y, a: y, diffusion, jnp.ones(3), [0.0, 1.0], None, key=jax.random.key(0), dt=0.1, brownian="fast")

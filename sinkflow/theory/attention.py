@@ -1,4 +1,4 @@
-"""Closed forms and reference solutions of MATH.md (§1 GLPR, MF; §2 the Sinkformer heat flow).
+"""Closed forms of the attention dynamics (GLPR, MF) and of the Sinkformer heat flow (MATH.md §1–2).
 
 Every function is pure and written with ``jax.numpy`` so it can be jitted,
 vmapped over β or n and compared with simulations inside tests and checks.
@@ -68,7 +68,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .entropy import gaussian_entropy
+from ..entropy import gaussian_entropy
 
 __all__ = [
     "NORMALIZERS",
