@@ -10,7 +10,7 @@ Where things live (imports point downward only; tested):
    ``f(t, x, params)`` with an equinox parameter module (``attention``: SA/USA/Sinkformer
    and the circle model, with the ``MODELS`` map; ``heat``: the Sinkformer heat flow in R^d;
    ``layernorm``; ``hybrid``: attention/MLP blocks; ``graph``: graph heat flow; ``noisy``:
-   the noisy attention SDE). **A new particle system is a new module in** ``dynamics/``.
+   the noisy attention SDE; ``langevin``: Langevin dynamics of a potential, in R^d or on the sphere). **A new particle system is a new module in** ``dynamics/``.
 3. Solvers — ``solve`` (ODEs through diffrax, projected to the sphere, fixed or adaptive,
    failures as status codes), ``sde`` (SDEs in R^d or on the sphere: Euler–Maruyama with a
    per-key Brownian path), ``batching``.
@@ -18,7 +18,8 @@ Where things live (imports point downward only; tested):
    at every time: **a new observable goes here**), ``entropy`` (k-NN entropy estimators),
    ``spectra`` (eigenvalues, gaps, eigenspaces, Jordan blocks, limit projectors),
    ``estimators`` (decay rates, transition times, n → ∞ limits read off saved results:
-   **a new estimator goes here**), ``theory`` (every closed form, tested), ``dag_learn``.
+   **a new estimator goes here**), ``theory`` (every closed form, tested; one module per
+   system: ``attention``, ``fokker_planck``), ``dag_learn``.
 5. The engine — ``study`` (what a study is: typed config with validated fields, presets
    ``tiny``/``small``/``paper``, cell function, figures, checks), ``options`` (shared config
    groups: solver, Sinkhorn), ``grid``, ``sweep`` (grid → compiled chunks → devices →

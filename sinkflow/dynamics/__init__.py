@@ -10,6 +10,7 @@ layernorm     LayerNorm placements as speed factors (Post/Pre/Mix/Peri-LN, …) 
 hybrid        attention/MLP blocks, switch times as step boundaries               (n, d) on S^{d−1}
 graph         graph heat flow ρ' = −Lρ                                            (n,) or (n, d)
 noisy         attention drift + Brownian motion on the sphere (an SDE)            (..., n, d) on S^{d−1}
+langevin      dX = −∇U dt + √(2ν) dW with potentials as modules (an SDE)          (..., n, d) in R^d or S^{d−1}
 ============  ==================================================================  =========================
 
 :data:`MODELS` maps an attention flow's name (``sa``, ``usa``, ``sinkformer``) to the
