@@ -15,6 +15,13 @@ from N(m₀, s₀I): the law stays N(m(t), s(t)I) with
   X ← (1 − θh)X + √(2νh)ξ, stationary variance 2ν/(θ(2 − θh)); its error against ν/θ is
   σ²h/(2(2 − θh)) with σ² = 2ν (weak order 1).
 
+JKO (ρ_{k+1} = argmin W₂²(ρ, ρ_k)/(2τ) + F[ρ]) from a Gaussian, :func:`gaussian_jko_step`
+(derived): per coordinate of N(m, σ²), the step is N(m', σ'²) with m' = m/(1 + θτ) and σ' the
+positive root of (1 + θτ)σ'² − σσ' − ντ = 0 — the first-order conditions of
+(m' − m)²/(2τ) + θm'²/2 and (σ' − σ)²/(2τ) + θσ'²/2 − ν log σ' (W₂² between Gaussians is
+|m − m'|² + d(σ − σ')²; the minimiser over all densities is this Gaussian, the optimal map being
+affine). Its iterates approach the OU solution at first order in τ (tested as a slope).
+
 On S^{d−1} with Brownian motion of generator νΔ_S:
 
 - :func:`sphere_mean_decay`: with U = 0, E⟨X_t, e⟩ = e^{−(d−1)νt}⟨X₀, e⟩ (first harmonic);
@@ -40,6 +47,7 @@ __all__ = [
     "ou_dissipation",
     "ou_kl",
     "em_stationary_variance",
+    "gaussian_jko_step",
     "sphere_mean_decay",
     "vmf_mean_cosine",
 ]
@@ -88,6 +96,14 @@ def ou_kl(m, s, theta, nu, d: int):
 def em_stationary_variance(theta, nu, h):
     """Stationary variance of Euler–Maruyama at step h for OU: 2ν/(θ(2 − θh)) (needs 0 < θh < 2)."""
     return 2.0 * nu / (theta * (2.0 - theta * h))
+
+
+def gaussian_jko_step(m, s, theta, nu, tau):
+    """One JKO step of F = ∫θ|x|²/2 dρ + ν∫ρ log ρ from N(m, sI): returns (m', s') (see the module docstring)."""
+    sig = jnp.sqrt(jnp.asarray(s))
+    a = 1.0 + theta * tau
+    sig_new = (sig + jnp.sqrt(sig**2 + 4.0 * nu * tau * a)) / (2.0 * a)
+    return jnp.asarray(m) / a, sig_new**2
 
 
 def sphere_mean_decay(t, nu, d: int):
