@@ -139,6 +139,10 @@ def test_declared_cell_memory_caps_the_chunk(tmp_path):
     assert _fitting_chunk(8, 1, cell_bytes=3, budget=10) == 3
     assert _fitting_chunk(8, 4, cell_bytes=3, budget=10) == 8  # 3 cells per device fit, capped at 8
     assert _fitting_chunk(8, 4, cell_bytes=30, budget=10) == 4  # never below one cell per device
-    huge = dataclasses.replace(PD, cell_bytes=lambda cfg, static: 2**62)
-    rep = run_sweep(huge, _cfg(d=(3,), beta=(0.0, 1.0, 2.0)), tmp_path / "r", chunk_size=8, progress=False)
+    big = dataclasses.replace(PD, cell_bytes=lambda cfg, static: int(0.6 * memory_budget(jax.devices())))
+    rep = run_sweep(big, _cfg(d=(3,), beta=(0.0, 1.0, 2.0)), tmp_path / "r", chunk_size=8, progress=False)
     assert rep.merged and rep.chunks == 3  # one cell per chunk instead of one chunk of 3
+    huge = dataclasses.replace(PD, cell_bytes=lambda cfg, static: 2**62)  # one cell alone does not fit: refused
+    with pytest.raises(ValueError, match="needs about"):
+        run_sweep(huge, _cfg(d=(3,), beta=(0.0, 1.0, 2.0)), tmp_path / "h", chunk_size=8, progress=False)
+    assert not (tmp_path / "h").exists()
