@@ -39,18 +39,18 @@ class DecayFit(NamedTuple):
     mask: np.ndarray
 
 
-def decay_rate(t, v, window, *, min_points: int = 5, keep=None, power: float = 0.0, inverse_t: bool | None = None) -> DecayFit:
+def decay_rate(t, v, window, *, min_points: int = 5, keep=None, power: float = 0.0, inverse_t: bool | None = None, sigma=None) -> DecayFit:
     """The decay rate λ of v(t) ≈ C·t^power·e^{−λt} over the saves where v lies in ``window``
     (arguments as :func:`window_log_slope`, whose slope is −λ), with the diagnostics of :class:`DecayFit`."""
     t = np.asarray(t, float)
-    slope, sel = window_log_slope(t, v, window, min_points=min_points, keep=keep, power=power, inverse_t=inverse_t)
+    slope, sel = window_log_slope(t, v, window, min_points=min_points, keep=keep, power=power, inverse_t=inverse_t, sigma=sigma)
     if not math.isfinite(slope):
         return DecayFit(math.nan, math.nan, math.nan, 0, math.nan, sel)
     idx = np.flatnonzero(sel)
     first, second = np.zeros_like(sel), np.zeros_like(sel)
     first[idx[: len(idx) // 2]], second[idx[len(idx) // 2 :]] = True, True
-    r1 = -window_log_slope(t, v, window, keep=first, power=power, inverse_t=inverse_t)[0]
-    r2 = -window_log_slope(t, v, window, keep=second, power=power, inverse_t=inverse_t)[0]
+    r1 = -window_log_slope(t, v, window, keep=first, power=power, inverse_t=inverse_t, sigma=sigma)[0]
+    r2 = -window_log_slope(t, v, window, keep=second, power=power, inverse_t=inverse_t, sigma=sigma)[0]
     return DecayFit(-slope, float(t[idx[0]]), float(t[idx[-1]]), int(idx.size), float(abs(r2 - r1) / abs(r2)), sel)
 
 
@@ -61,7 +61,7 @@ def log_log_slope(x, v, keep=None) -> float:
     return float(np.polyfit(np.log(x[sel]), np.log(v[sel]), 1)[0])
 
 
-def window_log_slope(t, v, window, *, min_points: int = 5, keep=None, power: float = 0.0, inverse_t: bool | None = None):
+def window_log_slope(t, v, window, *, min_points: int = 5, keep=None, power: float = 0.0, inverse_t: bool | None = None, sigma=None):
     """Least-squares slope of log v − power·log t against t over the saves where v lies in ``window``.
 
     For a decay v ≈ C·t^power·e^{−λt} the slope is −λ. With ``inverse_t`` (default: when
@@ -71,7 +71,8 @@ def window_log_slope(t, v, window, *, min_points: int = 5, keep=None, power: flo
     count, and only where ``keep`` (a boolean mask over the saves) is true. Returns
     ``(slope, mask)``: the slope is NaN when fewer than ``min_points`` saves are selected.
     The window is the study's statement of where the asymptotic regime is visible: above it
-    faster modes remain, below it the solver's floor.
+    faster modes remain, below it the solver's floor. ``sigma`` (per save): the standard error of
+    log v, for a weighted fit where saves are unequally noisy (Monte-Carlo means near zero).
     """
     t, v = np.asarray(t, float), np.asarray(v, float)
     with np.errstate(invalid="ignore"):
@@ -83,10 +84,13 @@ def window_log_slope(t, v, window, *, min_points: int = 5, keep=None, power: flo
     y = np.log(v[sel]) - power * np.log(t[sel]) if power else np.log(v[sel])
     if inverse_t is None:
         inverse_t = power >= 1
+    w = None if sigma is None else 1.0 / np.asarray(sigma, float)[sel]
     if inverse_t:
         A = np.stack([np.ones(int(sel.sum())), t[sel], 1.0 / t[sel]], axis=1)
+        if w is not None:
+            A, y = A * w[:, None], y * w
         return float(np.linalg.lstsq(A, y, rcond=None)[0][1]), sel
-    return float(np.polyfit(t[sel], y, 1)[0]), sel
+    return float(np.polyfit(t[sel], y, 1, w=w)[0]), sel
 
 
 def transition_times(P: np.ndarray, t: np.ndarray, level: float = 0.5) -> np.ndarray:

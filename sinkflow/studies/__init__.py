@@ -32,6 +32,8 @@ REFERENCES = {
     "NOTEARS": "Zheng, Aragam, Ravikumar, Xing, DAGs with NO TEARS (NeurIPS 2018)",
     "Chen et al. 2025": "Chen et al. (2025), the long-context phase transition of softmax attention, as cited by MF",
     "Koß 2025": "Koß, Stabilizing multi-nation AI governance through a stable stochastic differential N-player game between intermediate representations of Causeformers (Heidelberg, 2025)",
+    "Koß agenda": "Koß, Stable Alignment Research Agenda (Heidelberg, 2025), §3.1 free energy",
+    "JKO": "Jordan, Kinderlehrer, Otto, The variational formulation of the Fokker–Planck equation (SIAM J. Math. Anal., 1998)",
     "OTVIEW": "From attention to diffusion: a unified entropic optimal transport view (anonymous preprint, 2025)",
 }
 
