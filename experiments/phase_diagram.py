@@ -194,10 +194,6 @@ def checks(ds, cfg):
     return out
 
 
-def solver_of(cfg: Config):
-    return cfg.solver_dict()
-
-
 STUDY = Study(
     name="phase-diagram",
     title="SA clustering phase diagram (GLPR Fig. 3)",
