@@ -28,6 +28,7 @@ so a killed process leaves either a whole chunk or nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -185,6 +186,7 @@ class Store:
         self.chunks = self.root / "chunks"
         #: The run identity every chunk read or written here must carry (set by :meth:`open`).
         self.base_hash: str | None = None
+        self._lock_fd: int | None = None
 
     @property
     def manifest_path(self) -> Path:
@@ -236,7 +238,7 @@ class Store:
         import fcntl
         import socket
 
-        if getattr(self, "_lock_fd", None) is not None:
+        if self._lock_fd is not None:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
@@ -252,9 +254,8 @@ class Store:
 
     def close(self) -> None:
         """Release the directory's lock (also released when the process exits)."""
-        fd = getattr(self, "_lock_fd", None)
-        if fd is not None:
-            os.close(fd)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
             self._lock_fd = None
 
     def chunk_files(self) -> list[Path]:
@@ -271,18 +272,27 @@ class Store:
                 f"or code). Nothing was merged. Move the foreign chunk files out of {self.chunks}, or use another --out directory."
             )
 
-    def _open_chunk(self, path: Path) -> xr.Dataset:
-        """A chunk file, loaded and checked; a corrupt one is an error that says what to do."""
-        try:
-            with xr.open_dataset(path, engine="h5netcdf") as ds:
-                ds = ds.load()
-        except Exception as e:  # h5py/h5netcdf raise OSError, ValueError or KeyError on damaged files
-            raise ValueError(
+    @contextlib.contextmanager
+    def _open_chunk(self, path: Path):
+        """A chunk file, opened lazily (variables are read when used) and checked to be of this run;
+        a damaged one, at opening or while reading, is an error that says what to do."""
+
+        def damaged(e):
+            return ValueError(
                 f"{path} cannot be read ({type(e).__name__}: {e}); it is damaged (a disk fault or a copy cut short: sinkflow "
                 f"writes chunks atomically). Delete it and run the same command again: only its cells are recomputed."
-            ) from None
-        self._check_chunk(path, ds)
-        return ds
+            )
+
+        try:
+            ds = xr.open_dataset(path, engine="h5netcdf")
+        except Exception as e:  # h5py/h5netcdf raise OSError, ValueError or KeyError on damaged files
+            raise damaged(e) from None
+        with ds:
+            self._check_chunk(path, ds)
+            try:
+                yield ds
+            except (OSError, KeyError) as e:
+                raise damaged(e) from None
 
     def finished_labels(self) -> set[str]:
         done: set[str] = set()

@@ -65,12 +65,14 @@ def grid_cells(study: Study, cfg: StudyConfig) -> list[Cell]:
     return cells
 
 
-def base_hash(study: Study, cfg: StudyConfig) -> str:
+def base_hash(study: Study, cfg: StudyConfig, code: str | None = None) -> str:
     """The run's identity: study name, every non-swept config value (precision included) and
-    :func:`~sinkflow.store.code_hash` of the package and the study module."""
+    :func:`~sinkflow.store.code_hash` of the package and the study module (``code``, if the
+    caller has it already: it reads every source file)."""
     swept = {a[0] for a in study.axes(cfg)}
     fixed = {k: v for k, v in cfg.to_dict().items() if k not in swept}
-    blob = json.dumps({"study": study.name, "config": fixed, "code": code_hash(study.module_file)}, sort_keys=True, default=str)
+    code = code_hash(study.module_file) if code is None else code
+    blob = json.dumps({"study": study.name, "config": fixed, "code": code}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -198,10 +200,11 @@ def run_sweep(
     store = Store(out)
     axes = study.axes(cfg)
     _check_memory(study, cfg, all_devices)
+    code = code_hash(study.module_file)
     manifest = {
         "study": study.name,
-        "base_hash": base_hash(study, cfg),
-        "code_hash": code_hash(study.module_file),
+        "code_hash": code,
+        "base_hash": base_hash(study, cfg, code),
         "config": cfg.to_dict(),
         "axes": {a[0]: list(a[1]) for a in axes},
         "precision": cfg.dtype,
@@ -340,7 +343,7 @@ def merge_results(study: Study, cfg: StudyConfig, store: Store, argv: list[str] 
             "precision": cfg.dtype,
             "matmul_precision": MATMUL_PRECISION,
             "solver": json.dumps(cfg.solver_provenance(), default=str),
-            "base_hash": base_hash(study, cfg),
+            "base_hash": store.base_hash or base_hash(study, cfg),
         }
     )
     if store.base_hash is None:
