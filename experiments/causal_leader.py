@@ -125,7 +125,7 @@ def coords(cfg: Config):
 
 def late_rate(dist: np.ndarray, t: np.ndarray) -> float:
     """−slope of log dist over the saves with dist in WINDOW (NaN if fewer than 5)."""
-    return decay_rate(t, dist, WINDOW).rate
+    return decay_rate(t, dist, WINDOW, drift=False).rate
 
 
 def entry_time(dist: np.ndarray, t: np.ndarray, level: float = 1e-3) -> float:

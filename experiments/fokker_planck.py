@@ -143,14 +143,6 @@ def _ou_cells(ds):
                         yield int(d), int(n), float(th), float(nu), float(s0), ds.sel(system="ou", d=d, n=n, theta=th, nu=nu, spread=s0)
 
 
-def _chain(cfg, th, nu, s0, t):
-    """Mean and variance of the Euler–Maruyama chain at step dt from N(m₀, s₀) (exact law of the scheme)."""
-    steps = np.round(np.asarray(t) / cfg.dt)
-    a = (1.0 - th * cfg.dt) ** steps
-    s = a**2 * s0 + 2.0 * nu * cfg.dt * (1.0 - a**2) / (1.0 - (1.0 - th * cfg.dt) ** 2)
-    return a * cfg.m0, s
-
-
 def plot(ds, cfg, outdir):
     t = ds["t"].values
     paths = []
@@ -202,7 +194,7 @@ def checks(ds, cfg):
     mom, ent, dich, mono = [], [], [], []
     for d, n, th, nu, s0, c in _ou_cells(ds):
         where = f"d={d} n={n} θ={th:g} ν={nu:g} s₀={s0:g}"
-        m_ch, s_ch = _chain(cfg, th, nu, s0, t)
+        m_ch, s_ch = theory.em_ou_moments(cfg.m0, s0, th, nu, cfg.dt, np.round(t / cfg.dt))  # the scheme's exact law
         m_ex, s_ex = np.asarray(theory.ou_mean(cfg.m0, th, t)), np.asarray(theory.ou_variance(s0, th, nu, t))
         # standard errors from all R·n particles of the Gaussian cloud: mean s/(R n), variance s·√(2/(R n))
         # (a few clouds' spread would be a noisy error bar: 3 clouds give 4 "SE" only ~94% coverage)
@@ -258,7 +250,7 @@ def checks(ds, cfg):
                         # weighted by it (an unweighted fit gives the noisy saves near the window's floor full
                         # weight, and its error is then larger than this bound says)
                         N = int(n) * c.sizes["realization"]
-                        fit = decay_rate(t, mu, (0.1, 1.0), min_points=3, sigma=1.0 / (np.abs(mu) * math.sqrt(N) + 1e-300))
+                        fit = decay_rate(t, mu, (0.1, 1.0), min_points=3, sigma=1.0 / (np.abs(mu) * math.sqrt(N) + 1e-300), drift=False)
                         pred = (int(d) - 1) * nu
                         tt, w = t[fit.mask], (mu[fit.mask] ** 2) * N
                         se_rate = 1.0 / math.sqrt(max(1e-300, float(np.sum(w * (tt - np.sum(w * tt) / np.sum(w)) ** 2))))

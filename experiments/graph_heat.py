@@ -216,7 +216,7 @@ def fit_rates(dev: np.ndarray, t: np.ndarray, k: int) -> tuple[float, float, flo
     over one window e^{2δt} is itself well approximated by such a polynomial.
     k̂: slope of log dev + λt against log t, the visible power of the prefactor.
     """
-    fit = decay_rate(t, dev, FIT_WINDOW, keep=t > 0, power=k)
+    fit = decay_rate(t, dev, FIT_WINDOW, keep=t > 0, power=k, drift=False)
     if not math.isfinite(fit.rate):
         return math.nan, math.nan, math.nan, math.nan
     tt = t[fit.mask]

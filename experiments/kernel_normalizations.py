@@ -113,7 +113,7 @@ def _rate(err: np.ndarray) -> float:
         return float("nan")
     half = np.zeros(odd.shape, bool)
     half[good[good.size // 2 :]] = True
-    return float(np.exp(-decay_rate(np.arange(odd.size), odd, (0.0, np.inf), keep=half, min_points=2).rate))
+    return float(np.exp(-decay_rate(np.arange(odd.size), odd, (0.0, np.inf), keep=half, min_points=2, drift=False).rate))
 
 
 def plot(ds, cfg, outdir):

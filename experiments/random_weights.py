@@ -203,7 +203,7 @@ def _slope_rows(ds, cfg):
                 lg = ds["log_gap"].sel(d=d, n=n, weights=kind).values  # (beta, R, t)
                 for i, b in enumerate(ds["beta"].values):
                     for r in range(lg.shape[1]):
-                        fit = decay_rate(t, np.exp(lg[i, r]), GAP_WINDOW)
+                        fit = decay_rate(t, np.exp(lg[i, r]), GAP_WINDOW, drift=False)
                         if not math.isfinite(fit.rate):
                             continue
                         slope = -fit.rate

@@ -128,7 +128,7 @@ def coords(cfg: Config):
 
 def _fit(x, lg):
     """Slope of log(1 − ρ) over the window, or nan with fewer than 6 points in it."""
-    fit = decay_rate(x, np.exp(lg), WINDOW, min_points=6)
+    fit = decay_rate(x, np.exp(lg), WINDOW, min_points=6, drift=False)
     return -fit.rate, int(fit.mask.sum())
 
 

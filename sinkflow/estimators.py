@@ -39,14 +39,18 @@ class DecayFit(NamedTuple):
     mask: np.ndarray
 
 
-def decay_rate(t, v, window, *, min_points: int = 5, keep=None, power: float = 0.0, inverse_t: bool | None = None, sigma=None) -> DecayFit:
+def decay_rate(t, v, window, *, min_points: int = 5, keep=None, power: float = 0.0, inverse_t: bool | None = None, sigma=None, drift: bool = True) -> DecayFit:
     """The decay rate λ of v(t) ≈ C·t^power·e^{−λt} over the saves where v lies in ``window``
-    (arguments as :func:`window_log_slope`, whose slope is −λ), with the diagnostics of :class:`DecayFit`."""
+    (arguments as :func:`window_log_slope`, whose slope is −λ), with the diagnostics of :class:`DecayFit`.
+    ``drift=False`` skips the two half-window fits (drift NaN) where a caller fits thousands of
+    realizations and does not read it."""
     t = np.asarray(t, float)
     slope, sel = window_log_slope(t, v, window, min_points=min_points, keep=keep, power=power, inverse_t=inverse_t, sigma=sigma)
     if not math.isfinite(slope):
         return DecayFit(math.nan, math.nan, math.nan, 0, math.nan, sel)
     idx = np.flatnonzero(sel)
+    if not drift:
+        return DecayFit(-slope, float(t[idx[0]]), float(t[idx[-1]]), int(idx.size), math.nan, sel)
     first, second = np.zeros_like(sel), np.zeros_like(sel)
     first[idx[: len(idx) // 2]], second[idx[len(idx) // 2 :]] = True, True
     r1 = -window_log_slope(t, v, window, keep=first, power=power, inverse_t=inverse_t, sigma=sigma)[0]

@@ -39,7 +39,7 @@ import lineax as lx
 import numpy as np
 
 from .precision import with_exact_matmuls
-from .solve import ProjectedSolver, Solution, solver_code, with_finiteness
+from .solve import ProjectedSolver, Solution, save_intervals, solver_code, with_finiteness
 from .sphere import normalize, project_tangent
 
 __all__ = ["solve_sde", "sphere_brownian", "MANIFOLDS", "BROWNIAN"]
@@ -128,9 +128,7 @@ def _solve_steps(drift, diffusion, y0, ts_np, args, *, key, dt, manifold, observ
     """Euler–Maruyama with increments N(0, h) drawn from ``fold_in(key, step index)``: each save
     interval [t_k, t_{k+1}] is split into ⌈Δ/dt⌉ equal steps (saves need no interpolation)."""
     dtype = y0.dtype
-    gaps = np.diff(ts_np)
-    counts = np.maximum(1, np.ceil(gaps / dt - 1e-9)).astype(np.int32)
-    hs = gaps / counts
+    counts, hs = save_intervals(ts_np, dt)  # ts are strictly increasing here
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
     proj = normalize if manifold == "sphere" else (lambda y: y)
     fn = (lambda t, y, a: y) if observable is None else observable

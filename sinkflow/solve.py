@@ -355,17 +355,24 @@ def _rk_step(field, t, y, h, args, tableau):
     return jax.tree.map(lambda y0, *k: y0 + h * sum(bi * ki for bi, ki in zip(b, k) if bi != 0.0), y, *ks)
 
 
+def save_intervals(ts_np: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed steps between saves: each interval [t_k, t_{k+1}] split into ⌈Δ/dt⌉ equal steps (at
+    least one), so saves fall on steps. Returns (steps per interval, step size per interval; 0 for
+    repeated save times). Shared by the scan ODE kernel and the per-step SDE kernel."""
+    gaps = np.diff(ts_np)
+    counts = np.maximum(1, np.ceil(gaps / dt - 1e-9)).astype(np.int32)
+    return counts, np.where(gaps > 0, gaps / counts, 0.0)
+
+
 def _solve_scan(field, y0, ts_np, args, config: SolverConfig, fn, project) -> Solution:
     """Fixed-step explicit RK over each save interval (see module docstring)."""
     tableau = _TABLEAUX[config.method]
     dtype = jax.tree.leaves(y0)[0].dtype
-    gaps = np.diff(ts_np)
-    counts = np.maximum(1, np.ceil(gaps / config.dt - 1e-9)).astype(np.int32)
+    counts, hs = save_intervals(ts_np, config.dt)
     total = int(counts.sum())
     budget = config.steps_budget(float(ts_np[-1] - ts_np[0]))
     if config.max_steps is not None and total > budget:
         raise ValueError(f"{total} fixed steps are needed but max_steps={budget}; raise max_steps or dt.")
-    hs = np.where(gaps > 0, gaps / counts, 0.0)
     proj = (lambda y: y) if project is None else project
 
     def interval(y, inp):

@@ -14,12 +14,10 @@ langevin      dX = −∇U dt + √(2ν) dW with potentials as modules (an SDE) 
 ============  ==================================================================  =========================
 
 :data:`MODELS` maps an attention flow's name (``sa``, ``usa``, ``sinkformer``) to the
-normalisation of its weights, and :func:`attention_params` builds its parameters, so no
-study spells that mapping out. ODEs are solved by :func:`sinkflow.solve.solve`, SDEs by
+normalisation of its weights, so no study spells that mapping out. ODEs are solved by :func:`sinkflow.solve.solve`, SDEs by
 :func:`sinkflow.sde.solve_sde`. A new particle system is a new module here.
 """
 
 from .attention import MODELS as MODELS
-from .attention import attention_params as attention_params
 
-__all__ = ["MODELS", "attention_params"]
+__all__ = ["MODELS"]

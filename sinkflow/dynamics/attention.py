@@ -17,8 +17,8 @@ is consistent with FSAL stages.
   with Q = K = V = I this is θ_i' = Σ_j w_ij sin(θ_j − θ_i) (MATH.md §1, the
   circle model; USA at β = 0 is Kuramoto). No projection is needed, which suits
   the implicit long-horizon solves of the metastability study.
-- :func:`sa`, :func:`usa`, :func:`sinkformer`, :func:`attention_params`: the parameters
-  of each model by name (:data:`sinkflow.dynamics.MODELS`).
+- :func:`sa`, :func:`usa`, :func:`sinkformer`: the parameters of each model;
+  :data:`MODELS` maps a flow's name to its normalisation.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..attention import Attention, attend, attention_matrix
 from ..sinkhorn import Sinkhorn
 from ..sphere import circle, normalize, project_tangent
 
-__all__ = ["attention_field", "attention_field_unnormalized", "circle_field", "sa", "usa", "sinkformer", "attention_params", "MODELS"]
+__all__ = ["attention_field", "attention_field_unnormalized", "circle_field", "sa", "usa", "sinkformer", "MODELS"]
 
 #: Attention flow name → the normalisation of its weights (:class:`~sinkflow.attention.Attention`).
 MODELS = {"sa": "softmax", "usa": "none", "sinkformer": "sinkhorn"}
@@ -94,12 +94,3 @@ def sinkformer(beta, epsilon=1.0, **kwargs) -> Attention:
     sk_keys = {"mode", "tau", "iterations", "threshold", "backend", "symmetric"}
     sk = {k: kwargs.pop(k) for k in list(kwargs) if k in sk_keys}
     return Attention(beta=beta, normalization="sinkhorn", sinkhorn=Sinkhorn(epsilon=epsilon, **sk), **kwargs)
-
-
-def attention_params(model: str, beta, **kwargs) -> Attention:
-    """The :class:`~sinkflow.attention.Attention` of the flow called ``model`` (a key of :data:`MODELS`);
-    keywords as for :func:`sa`, :func:`usa` or :func:`sinkformer`."""
-    makers = {"sa": sa, "usa": usa, "sinkformer": sinkformer}
-    if model not in makers:
-        raise ValueError(f"unknown attention model {model!r}; use one of {', '.join(MODELS)}.")
-    return makers[model](beta, **kwargs)

@@ -11,8 +11,9 @@ from N(m₀, s₀I): the law stays N(m(t), s(t)I) with
   (derived: ∇U + ν∇log ρ = (θ − ν/s)(x − m) + θm);
 - :func:`ou_kl` KL(ρ_t ‖ ρ_∞) = ½[d s/s_∞ + |m|²/s_∞ − d + d log(s_∞/s)], which decays like
   e^{−2θt} (Bakry–Émery with the Hessian ∇²U = θI; seed 000 fn 17 writes ΔU where ∇²U is meant);
-- :func:`em_stationary_variance`: Euler–Maruyama at step h is the AR(1) chain
-  X ← (1 − θh)X + √(2νh)ξ, stationary variance 2ν/(θ(2 − θh)); its error against ν/θ is
+- :func:`em_ou_moments`: Euler–Maruyama at step h is the AR(1) chain X ← (1 − θh)X + √(2νh)ξ:
+  after k steps from N(m₀, s₀) it is N(a m₀, a² s₀ + 2νh(1 − a²)/(1 − (1 − θh)²)), a = (1 − θh)^k;
+  :func:`em_stationary_variance` its limit 2ν/(θ(2 − θh)), whose error against ν/θ is
   σ²h/(2(2 − θh)) with σ² = 2ν (weak order 1).
 
 JKO (ρ_{k+1} = argmin W₂²(ρ, ρ_k)/(2τ) + F[ρ]) from a Gaussian, :func:`gaussian_jko_step`
@@ -46,6 +47,7 @@ __all__ = [
     "ou_free_energy",
     "ou_dissipation",
     "ou_kl",
+    "em_ou_moments",
     "em_stationary_variance",
     "gaussian_jko_step",
     "sphere_mean_decay",
@@ -91,6 +93,12 @@ def ou_kl(m, s, theta, nu, d: int):
     s_inf = nu / theta
     m2 = jnp.sum(jnp.asarray(m) ** 2, axis=-1)
     return 0.5 * (d * s / s_inf + m2 / s_inf - d + d * jnp.log(s_inf / s))
+
+
+def em_ou_moments(m0, s0, theta, nu, h, steps):
+    """Mean and per-coordinate variance of the OU Euler–Maruyama chain at step h after ``steps`` steps from N(m₀, s₀)."""
+    a = (1.0 - theta * h) ** np.asarray(steps)
+    return a * m0, a**2 * s0 + 2.0 * nu * h * (1.0 - a**2) / (1.0 - (1.0 - theta * h) ** 2)
 
 
 def em_stationary_variance(theta, nu, h):
