@@ -19,6 +19,15 @@ Brownian paths, both from the explicit ``key`` (the same key gives the same numb
   same law, but another step size gives another path. Use it when no coupling across step sizes
   is needed.
 
+Schemes (``method``, tree paths only):
+
+- ``"euler"`` (default): Euler–Maruyama, strong order ½ (1 with additive noise), weak order 1.
+- ``"shark"``: diffrax's ShARK (Foster–dos Reis–Strange 2023), for **additive** noise only (the
+  diffusion may depend on t, not on the state): strong order 1.5 and weak order 2, from two drift
+  evaluations per step and the space-time Lévy area of the tree. It pays where the drift is
+  smooth and the noise additive (Langevin in R^d): the pf-ode-parity study measures both weak
+  slopes in one run. Not for the sphere (its tangent noise is multiplicative).
+
 Manifolds. ``manifold=None`` solves in R^d. ``manifold="sphere"`` treats the last axis as a
 point of S^{d−1}: every step is followed by re-normalisation (:class:`~sinkflow.solve.ProjectedSolver`)
 and saves (interpolated inside a step) are put back on the sphere. The drift and diffusion are
@@ -42,10 +51,12 @@ from .precision import with_exact_matmuls
 from .solve import ProjectedSolver, Solution, save_intervals, solver_code, with_finiteness
 from .sphere import normalize, project_tangent
 
-__all__ = ["solve_sde", "sphere_brownian", "MANIFOLDS", "BROWNIAN"]
+__all__ = ["solve_sde", "sphere_brownian", "MANIFOLDS", "BROWNIAN", "METHODS"]
 
 MANIFOLDS = (None, "sphere")
 BROWNIAN = ("tree", "steps")
+#: scheme name → (diffrax solver, Lévy area the tree must carry); see the module docstring
+METHODS = {"euler": (diffrax.Euler, diffrax.BrownianIncrement), "shark": (diffrax.ShARK, diffrax.SpaceTimeLevyArea)}
 
 
 def sphere_brownian(sigma, shape, dtype):
@@ -78,8 +89,9 @@ def solve_sde(
     observable: Callable | None = None,
     max_steps: int | None = None,
     brownian: str = "tree",
+    method: str = "euler",
 ) -> Solution:
-    """Euler–Maruyama for dY = drift dt + diffusion dW from ``y0`` (see the module docstring).
+    """Euler–Maruyama (or ``method="shark"``) for dY = drift dt + diffusion dW from ``y0`` (see the module docstring).
 
     ``ts``: concrete, increasing save times (ts[0] the start); ``key``: the Brownian path's PRNG
     key; ``observable(t, y, args)`` is saved instead of the state if given.
@@ -93,18 +105,23 @@ def solve_sde(
         raise ValueError(f"solve_sde(manifold={manifold!r}): use None (R^d) or 'sphere'.")
     if brownian not in BROWNIAN:
         raise ValueError(f"solve_sde(brownian={brownian!r}): use 'tree' (paths consistent across step sizes) or 'steps' (fast).")
+    if method not in METHODS:
+        raise ValueError(f"solve_sde(method={method!r}): use one of {sorted(METHODS)}.")
+    if method != "euler" and (brownian != "tree" or manifold is not None):
+        raise ValueError(f"solve_sde(method={method!r}) needs brownian='tree' (it uses the tree's Lévy area) and manifold=None (additive noise only).")
     if brownian == "steps":
         return _solve_steps(drift, diffusion, y0, ts_np, args, key=key, dt=dt, manifold=manifold, observable=observable)
     dtype = y0.dtype
     t0, t1 = float(ts_np[0]), float(ts_np[-1])
-    bm = diffrax.VirtualBrownianTree(t0, t1, tol=dt / 4, shape=jax.ShapeDtypeStruct(y0.shape, dtype), key=key)
+    scheme, levy = METHODS[method]
+    bm = diffrax.VirtualBrownianTree(t0, t1, tol=dt / 4, shape=jax.ShapeDtypeStruct(y0.shape, dtype), key=key, levy_area=levy)
     terms = diffrax.MultiTerm(diffrax.ODETerm(drift), diffrax.ControlTerm(diffusion, bm))
     if manifold == "sphere":
         solver = ProjectedSolver(diffrax.Euler(), normalize)
         # saves are interpolated inside a step from the solver's dense output: put them back on the sphere
         fn = (lambda t, y, a: normalize(y)) if observable is None else (lambda t, y, a: observable(t, normalize(y), a))
     else:
-        solver = diffrax.Euler()
+        solver = scheme()
         fn = (lambda t, y, a: y) if observable is None else observable
     steps = int(np.ceil((t1 - t0) / dt - 1e-9)) + 1 if max_steps is None else max_steps
     sol = diffrax.diffeqsolve(

@@ -100,8 +100,9 @@ def solve_langevin(
     manifold: str | None = None,
     observable: Callable | None = None,
     brownian: str = "tree",
+    method: str = "euler",
 ) -> Solution:
-    """Euler–Maruyama for dX = −∇U dt + √(2ν) dW from ``x0`` (particles on the last axis but one),
+    """Euler–Maruyama (``method="shark"``: ShARK, R^d and tree paths only) for dX = −∇U dt + √(2ν) dW from ``x0`` (particles on the last axis but one),
     in R^d or (``manifold="sphere"``) on S^{d−1}. ``nu`` ≥ 0 may be traced; ``observable(t, x, potential)``
     is saved instead of the particles if given; ``brownian`` as in :func:`sinkflow.sde.solve_sde`."""
     dtype = x0.dtype
@@ -116,9 +117,10 @@ def solve_langevin(
     else:
 
         def diffusion(t, x, U):
-            return lx.FunctionLinearOperator(lambda w: sigma * w, jax.ShapeDtypeStruct(x.shape, dtype))
+            # a diagonal operator (not a FunctionLinearOperator): ShARK vmaps the diffusion over times
+            return lx.DiagonalLinearOperator(jnp.broadcast_to(sigma, x.shape))
 
         def f(t, x, U):
             return drift(U, x)
 
-    return solve_sde(f, diffusion, x0, ts, potential, key=key, dt=dt, manifold=manifold, observable=observable, brownian=brownian)
+    return solve_sde(f, diffusion, x0, ts, potential, key=key, dt=dt, manifold=manifold, observable=observable, brownian=brownian, method=method)
