@@ -38,12 +38,14 @@ def solve_noisy(
     dt: float,
     observable: Callable | None = None,
     max_steps: int | None = None,
+    brownian: str = "tree",
 ) -> Solution:
     """Projected Euler–Maruyama for the noisy attention dynamics on the sphere (see the module docstring).
 
     ``field(t, x, args)``: the tangent drift (e.g. :func:`~sinkflow.dynamics.attention.attention_field`);
     ``y0``: (..., n, d) unit vectors; ``ts``: concrete save times (ts[0] the start);
-    ``kappa`` > 0 may be traced; ``key``: the Brownian path's PRNG key.
+    ``kappa`` > 0 may be traced (κ = ∞ gives the deterministic projected Euler scheme); ``key``: the
+    Brownian path's PRNG key; ``brownian`` as in :func:`sinkflow.sde.solve_sde`.
     """
     dtype = y0.dtype
     d = y0.shape[-1]
@@ -55,4 +57,4 @@ def solve_noisy(
         # floating-point operations as the solver this one replaced, so results are bitwise equal
         return field(t, y, a) - ((d - 1) / kappa) * y
 
-    return solve_sde(drift, diffusion, y0, ts, args, key=key, dt=dt, manifold="sphere", observable=observable, max_steps=max_steps)
+    return solve_sde(drift, diffusion, y0, ts, args, key=key, dt=dt, manifold="sphere", observable=observable, max_steps=max_steps, brownian=brownian)
