@@ -103,7 +103,7 @@ class Config(StudyConfig):
     system: tuple = param(SYSTEMS, "ou: Langevin in R^d (U = θ|x|²/2); sa: self-attention on S^{d−1} (noisy for ν > 0); hybrid: an attention half then an MLP half", swept=True, static=True, kind=str, choices=SYSTEMS)
     d: tuple = param((3,), "dimension (R^d, or S^{d−1} ⊂ R^d)", swept=True, static=True, kind=int, lo=2, hi=8)
     n: tuple = param((250, 1000, 4000), "particles (tokens) per trajectory", swept=True, static=True, kind=int, lo=50)
-    dt: tuple = param((0.025, 0.05, 0.1), "observation step = simulation step", swept=True, static=True, kind=float, lo=0.0, open="lo")
+    dt: tuple = param((0.025, 0.1), "observation step = simulation step", swept=True, static=True, kind=float, lo=0.0, open="lo")
     strength: tuple = param((1.0,), "θ (ou) or β (sa)", swept=True, kind=float, lo=0.0, open="lo")
     nu: tuple = param((0.0, 0.05), "diffusivity ν (0: deterministic)", swept=True, kind=float, lo=0.0)
     degree: int = param(3, "polynomial degree of the fitted potential / field", kind=int, lo=1, hi=6)
