@@ -239,8 +239,8 @@ def plot(ds, cfg, outdir):
                 continue
             col = f"C{k % 10}"
             lay = ds["layer"].values
-            g = c.sel(form="gradient")
-            axes[0][0].errorbar(lay, g["nu_hat"].values, yerr=[g["nu_hat"].values - g["nu_lo"].values, g["nu_hi"].values - g["nu_hat"].values], fmt="o-", ms=3, color=col, label=f"ν̂ (ν={nu:g}, {'θ' if system == 'ou' else 'β'}={s:g})")
+            g, gen = c.sel(form="gradient"), c.sel(form="general")  # ν̂ from the general fit (see the checks)
+            axes[0][0].errorbar(lay, gen["nu_hat"].values, yerr=[gen["nu_hat"].values - gen["nu_lo"].values, gen["nu_hi"].values - gen["nu_hat"].values], fmt="o-", ms=3, color=col, label=f"ν̂ (ν={nu:g}, {'θ' if system == 'ou' else 'β'}={s:g})")
             axes[0][0].plot(lay, g["drift_rms"].values * dt, "s--", ms=3, color=col, label="‖∇Û‖·dt (RMS)")
             axes[0][1].plot(ds["save"].values, c["entropy"].values, "o-", ms=3, color=col, label=f"ν={nu:g}")
         for (d, n, dt, s, nu, c) in _cells(ds, system):
@@ -255,6 +255,8 @@ def plot(ds, cfg, outdir):
         axes[0][2].set_yscale("log")
         axes[0][2].set_title("1 − R² against the true drift (o gradient, x general;\nblue ν = 0, red ν > 0)", fontsize=7)
         axes[0][2].set_xlabel("n")
+        axes[0][2].set_xticks(ds["n"].values, [str(int(v)) for v in ds["n"].values])
+        axes[0][2].minorticks_off()
         fig.suptitle(f"fit-potential, {system}: per-layer fits of drift, potential and ν (degree {cfg.degree})")
         paths.append(save_figure(fig, outdir, f"fit_potential_{system}"))
     return paths
