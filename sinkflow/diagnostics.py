@@ -181,7 +181,8 @@ def locking_ratio(z: Float[Array, "... n"], dz: Float[Array, "... n"]):
     up to o(‖Δz‖) (the finite step's curvature), which is what locking means at small tail mass δ."""
     p = jax.nn.softmax(z, axis=-1)
     q = jax.nn.softmax(z + dz, axis=-1)
-    ratio = jnp.sum(jnp.abs(q - p), axis=-1) / jnp.max(jnp.abs(dz), axis=-1)
+    size = jnp.max(jnp.abs(dz), axis=-1)
+    ratio = jnp.where(size > 0, jnp.sum(jnp.abs(q - p), axis=-1) / jnp.where(size > 0, size, 1.0), 0.0)  # a row that does not move: 0
     return ratio, locking_constant(1.0 - jnp.max(p, axis=-1))
 
 
@@ -210,7 +211,7 @@ def rotational_fraction(field: Callable, x: Float[Array, "n d"], args, t=0.0) ->
     """‖A − Aᵀ‖_F/‖A + Aᵀ‖_F with A = P·Du·P the covariant derivative of the tangent field
     ``field(t, x, args)`` on (S^{d−1})^n at the configuration ``x`` (0: a gradient field there)."""
     n, d = x.shape
-    Du = jax.jacfwd(lambda v: field(t, v.reshape(n, d), args).reshape(-1))(x.reshape(-1))
+    Du = jax.jacrev(lambda v: field(t, v.reshape(n, d), args).reshape(-1))(x.reshape(-1))  # reverse mode: Sinkhorn fields have a custom VJP
     proj = jnp.eye(d, dtype=x.dtype)[None] - x[:, :, None] * x[:, None, :]  # (n, d, d)
     P = jax.scipy.linalg.block_diag(*[proj[i] for i in range(n)])
     A = P @ Du @ P
