@@ -355,7 +355,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="fit-potential",
     title="Drift, potential and diffusivity fitted layer by layer (diffusive vs contractive)",
-    source="Koß agenda §3.1 with its footnote 16 (feature regression); MATH.md §4",
+    source="Koß agenda §3.1 with its footnote 16 (feature regression)",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

@@ -314,7 +314,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="pf-ode-parity",
     title="Probability-flow ODE against the SDE: marginal parity (KS/TV) and weak orders",
-    source="seed 003 Thm 6.2 and §8.4 Fig. 2 (on particles, with the exact OU score)",
+    source="OTVIEW Thm 6.2 and §8.4 Fig. 2 (on particles, with the exact OU score)",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,

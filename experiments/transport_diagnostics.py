@@ -43,7 +43,12 @@ Checks
   particle level) ≤ 10⁻⁶ (its Sinkhorn tolerance: measured 9·10⁻¹² at threshold 10⁻¹² on uniform
   tokens, 8·10⁻¹⁰ on clustered ones, 5·10⁻⁶ at threshold 10⁻⁶); SA and causal SA (n ≥ 3)
   ≥ 10⁻³ at every save.
-- P3 (curvature) is reported, not checked: seed 003 states no inequality for it on these flows.
+- *P3, curvature*: seed 003's prediction that a higher temperature (smaller β) reduces the
+  curvature gap 1 − κ, at t = 0 (uniform tokens): mean κ decreases with β for every model
+  (softmax rows go from near-uniform, W₁ ≈ 0 and κ ≈ 1, to near point masses at the query's own
+  token, W₁ ≈ d(i, i') and κ ≈ 0). Along the flow κ is reported only (clustered tokens make
+  d(i, i') → 0 and the ratio ill-conditioned). The seed's EVI surrogate (its eq. 22) needs each
+  layer's proximal target ρ*; it is not computed.
 """
 
 from __future__ import annotations
@@ -276,6 +281,19 @@ def checks(ds, cfg):
         out.append(compare("P0: the BV budget Ξ_L falls like 1/L", "Ξ_L = max‖Δz‖∞ + Σ‖Δz‖∞², Δz = O(1/L)", 0.0, score, 0.25, "|slope of log Ξ_L vs log L + 1| ≤ 0.25", mode="le", detail=detail))
         score, detail = worst_case(lock)
         out.append(compare("P2: locking bound", "‖Δp‖₁ ≤ c(δ)‖Δz‖∞ + ‖Δz‖∞², c(δ) = 4δ(1−δ) ∧ 1 (seed: 2δ, off by 2)", 1.0, score, 0.0, "ratio ≤ 1 on every row and layer", mode="le", detail=detail))
+    curv = []
+    for model in ds["model"].values:
+        for n in ds["n"].values:
+            for d in ds["d"].values:
+                for kick in ds["kick"].values:
+                    c = ds.sel(model=model, n=n, d=d, kick=kick)
+                    k0 = c["curvature"].values[..., 0]  # (beta,) at t = 0
+                    if k0.size >= 2:
+                        bad = int(np.count_nonzero(np.diff(k0) >= 0))
+                        curv.append((float(bad), f"{model} n={int(n)} d={int(d)} kick={kick:g}: κ(t=0) = {np.array2string(k0, precision=4)} over β = {list(map(float, ds['beta'].values))}"))
+    if curv:
+        score, detail = worst_case(curv)
+        out.append(compare("P3: higher temperature reduces the curvature gap", "seed 003 §M.1 eq. 21 remark (τ ↑ ⇒ 1 − κ ↓)", 0.0, score, 0.0, "mean κ at t = 0 strictly decreases with β (number of violations)", mode="le", detail=detail))
     if rot_zero:
         score, detail = worst_case(rot_zero)
         out.append(compare("P4: USA and the Sinkformer are gradient flows", "Ẋ = n∇E_β (USA); Sander et al. 2022 (Sinkformer, Q = K)", 0.0, score, 1.0, "rotational fraction ≤ 10⁻¹⁰ (USA: round-off) and ≤ 10⁻⁶ (Sinkformer: its Sinkhorn tolerance, amplified on clustered states) at every save, in units of that tolerance", mode="le", detail=detail))
@@ -288,7 +306,7 @@ def checks(ds, cfg):
 STUDY = Study(
     name="transport-diagnostics",
     title="Transport diagnostics P0–P4 (BV, PF-ODE adequacy, locking, curvature, rotation) along attention trajectories",
-    source="seed 003 (Thm 5.1, App. J, K, §7); MATH.md §6",
+    source="OTVIEW (Thm 5.1, App. J, K, §7); SINK (gradient flow)",
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,
