@@ -65,7 +65,7 @@ Checks
   fitted potential's, whose mean over the cloud has no simple error bar (the fokker-planck
   study checks F̂ with the true potential).
 
-Real model hidden states: :func:`fit_trajectory` takes any (L + 1, N, d) array — a real model's
+Real model hidden states: :func:`sinkflow.fit.fit_trajectory` takes any (L + 1, N, d) array — a real model's
 residual stream once tokens are its particles — and returns the same per-layer table.
 """
 
@@ -86,7 +86,7 @@ from sinkflow.dynamics.langevin import Quadratic, solve_langevin
 from sinkflow.dynamics.noisy import solve_noisy
 from sinkflow.entropy import kl_entropy
 from sinkflow.estimators import log_log_slope
-from sinkflow.fit import fit_field
+from sinkflow.fit import FORMS, PER_FORM, fit_trajectory
 from sinkflow.options import float_dtype
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import with_finiteness
@@ -94,8 +94,6 @@ from sinkflow.sphere import hemisphere
 from sinkflow.study import Study, StudyConfig, param, require
 
 SYSTEMS = ("ou", "sa", "hybrid")
-FORMS = ("gradient", "general")
-PER_FORM = ("nu_hat", "nu_lo", "nu_hi", "r2", "r2_true", "drift_rms", "drift_mse", "heldout")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,31 +124,6 @@ PRESETS = {
     "small": {},
     "paper": {"d": (3, 5), "n": (250, 1000, 4000, 16000), "dt": (0.0125, 0.025, 0.05, 0.1), "strength": (1.0, 4.0), "nu": (0.0, 0.02, 0.1), "layers": 12, "degree": 4, "bootstrap": 200},
 }
-
-
-def fit_trajectory(xs, dt: float, *, degree: int, key, manifold: str | None = None, bootstrap: int = 100, true_drift=None) -> dict:
-    """Per-layer fits of a trajectory ``xs`` (L + 1, N, d): for l = 0..L−1 the step xs[l] → xs[l+1],
-    in both forms (``gradient``, ``general``); ``true_drift`` (L, N, d) where known. Returns arrays
-    with a leading ``form`` axis (2, L) for :data:`PER_FORM`, plus ``potential`` (L, N) of the
-    gradient form. Pure JAX (a loop over layers by ``lax.map``)."""
-    L = xs.shape[0] - 1
-    truth = jnp.zeros_like(xs[1:]) if true_drift is None else true_drift
-    rows = {}
-    for gradient in (True, False):
-
-        def one(args):
-            x, y, b, k = args
-            f = fit_field(x, y, dt, degree=degree, gradient=gradient, manifold=manifold, key=k, bootstrap=bootstrap, true_drift=None if true_drift is None else b)
-            return f._asdict()
-
-        res = jax.lax.map(one, (xs[:-1], xs[1:], truth, jax.random.split(key, L)))
-        res["nu_hat"] = res.pop("nu")
-        for name in PER_FORM + ("true_rms", "potential"):
-            rows.setdefault(name, []).append(res[name])
-    out = {name: jnp.stack(rows[name]) for name in PER_FORM}
-    out["true_rms"] = rows["true_rms"][0]
-    out["potential"] = rows["potential"][0]
-    return out
 
 
 def _sa_potential(x, tokens, beta):

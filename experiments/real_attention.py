@@ -12,10 +12,11 @@ row-stochastic attention matrix A (n × n over the unpadded tokens) is read as
 - *row entropy*: −Σ_j A_ij log A_ij averaged over rows, also relative to log n (uniform rows);
 - *a Markov operator*: its spectral gap 1 − |λ₂| (the causal track's rate quantity: consensus of
   x ← Ax at rate −log|λ₂| per layer);
-- *an effective temperature*: the logits z_ij against the theory's ⟨x̂_i, x̂_j⟩ (Q = K = I, x̂ the
-  layer input normalised to the sphere): z_ij ≈ β_eff⟨x̂_i, x̂_j⟩ + a_i (a row offset, which
-  softmax ignores), least squares per head, with its R² (how much of the head the
-  isotropic SA model explains).
+- *an effective temperature*: the logits z_ij against the theory's bilinear form on the
+  sphere, with a row offset a_i (which softmax ignores), least squares per head with its R²:
+  β_QK for ⟨Q x̂_i, K x̂_j⟩ (the head's own Q, K on the layer input normalised to the sphere,
+  biases dropped: what remains unexplained is the biases and the token norms) and β_eff for
+  ⟨x̂_i, x̂_j⟩ (Q = K = I: how much of the head the isotropic SA model explains).
 
 Checks (structural, exact):
 - every A is row-stochastic (|A1 − 1| ≤ 10⁻⁵) and so has eigenvalue 1 (|λ₁ − 1| ≤ 10⁻⁵) and
@@ -66,7 +67,16 @@ PRESETS = {
 }
 
 
-def analyse(A, z, x, threshold: float):
+def _scale_fit(z, S):
+    """β and R² of z_ij ≈ β S_ij + a_i per head (row-centred least squares); z, S (H, n, n)."""
+    Sc = S - S.mean(axis=-1, keepdims=True)
+    zc = z - z.mean(axis=-1, keepdims=True)
+    beta = jnp.sum(zc * Sc, axis=(-2, -1)) / jnp.sum(Sc * Sc, axis=(-2, -1))
+    r2 = 1.0 - jnp.sum((zc - beta[:, None, None] * Sc) ** 2, axis=(-2, -1)) / jnp.sum(zc * zc, axis=(-2, -1))
+    return beta, r2
+
+
+def analyse(A, z, x, threshold: float, S=None):
     """Per head: column-sum sd and largest |c − 1|, Sinkhorn KL, row entropy, β_eff and its R², the plan's L1
     marginal error and convergence flag, for A (H, n, n), logits z (H, n, n), layer inputs x (n, d)."""
     n = A.shape[-1]
@@ -76,13 +86,10 @@ def analyse(A, z, x, threshold: float):
     kl = jnp.sum(W * (jnp.log(jnp.maximum(W, jnp.finfo(A.dtype).tiny)) - logA), axis=(-2, -1)) / n
     ent = -jnp.sum(A * logA, axis=-1).mean(axis=-1)
     xh = x / jnp.linalg.norm(x, axis=-1, keepdims=True)
-    G = xh @ xh.T
-    # z_ij ≈ β G_ij + a_i: regress the row-centred logits on the row-centred cosines
-    Gc = G - G.mean(axis=-1, keepdims=True)
-    zc = z - z.mean(axis=-1, keepdims=True)
-    beta = jnp.sum(zc * Gc, axis=(-2, -1)) / jnp.sum(Gc * Gc)
-    r2 = 1.0 - jnp.sum((zc - beta[:, None, None] * Gc) ** 2, axis=(-2, -1)) / jnp.sum(zc * zc, axis=(-2, -1))
-    return jnp.std(c, axis=-1), jnp.max(jnp.abs(c - 1.0), axis=-1), kl, ent, beta, r2, info.error, info.converged
+    G = jnp.broadcast_to(xh @ xh.T, z.shape)
+    beta, r2 = _scale_fit(z, G)  # z_ij ≈ β⟨x̂_i, x̂_j⟩ + a_i (Q = K = I)
+    beta_qk, r2_qk = _scale_fit(z, G if S is None else S)  # z_ij ≈ β⟨Q x̂_i, K x̂_j⟩ + a_i (the head's own Q, K)
+    return jnp.std(c, axis=-1), jnp.max(jnp.abs(c - 1.0), axis=-1), kl, ent, beta, r2, info.error, info.converged, beta_qk, r2_qk
 
 
 def make_cell(cfg: Config, static: dict):
@@ -93,13 +100,18 @@ def make_cell(cfg: Config, static: dict):
     # the logits, recomputed from the layer inputs with the checkpoint's Q, K (the forward pass keeps A only)
     H, dh = HEADS, model.config.hidden // HEADS
     xin = np.asarray(out.hidden[:LAYERS, 0, :n], np.float64)  # layer l's input = hidden state l
-    z = []
+    z, S = [], []
     for l in range(LAYERS):
         q = xin[l] @ np.asarray(model.layer.Wq[l], np.float64).T + np.asarray(model.layer.bq[l])
         k = xin[l] @ np.asarray(model.layer.Wk[l], np.float64).T + np.asarray(model.layer.bk[l])
         q, k = q.reshape(n, H, dh).transpose(1, 0, 2), k.reshape(n, H, dh).transpose(1, 0, 2)
         z.append(np.einsum("hid,hjd->hij", q, k) / np.sqrt(dh))
+        xh = xin[l] / np.linalg.norm(xin[l], axis=-1, keepdims=True)
+        qh = (xh @ np.asarray(model.layer.Wq[l], np.float64).T).reshape(n, H, dh).transpose(1, 0, 2)
+        kh = (xh @ np.asarray(model.layer.Wk[l], np.float64).T).reshape(n, H, dh).transpose(1, 0, 2)
+        S.append(np.einsum("hid,hjd->hij", qh, kh))  # ⟨Q x̂_i, K x̂_j⟩ per head, biases dropped
     z = jnp.asarray(np.stack(z), dtype)
+    S = jnp.asarray(np.stack(S), dtype)
     # eigenvalues of a non-symmetric matrix: numpy, once per passage (jnp.linalg.eig is CPU-only too)
     ev = np.linalg.eigvals(np.asarray(A, np.float64))  # (6, 12, n)
     mod = np.sort(np.abs(ev), axis=-1)[..., ::-1]
@@ -110,10 +122,10 @@ def make_cell(cfg: Config, static: dict):
 
     def cell(values, key):
         del values, key
-        col_sd, col_dev, kl, ent, beta, r2, w_err, conv = jax.vmap(lambda a, zz, x: analyse(a, zz, x, cfg.threshold))(A, z, xs)
+        col_sd, col_dev, kl, ent, beta, r2, w_err, conv, beta_qk, r2_qk = jax.vmap(lambda a, zz, x, s: analyse(a, zz, x, cfg.threshold, s))(A, z, xs, S)
         res = {
             "col_sd": col_sd, "col_dev": col_dev, "sinkhorn_kl": kl, "row_entropy": ent, "rel_entropy": ent / jnp.log(n),
-            "gap": gap, "beta_eff": beta, "r2_eff": r2, "sinkhorn_error": w_err, "sinkhorn_converged": conv.astype(dtype),
+            "gap": gap, "beta_eff": beta, "r2_eff": r2, "beta_qk": beta_qk, "r2_qk": r2_qk, "sinkhorn_error": w_err, "sinkhorn_converged": conv.astype(dtype),
             "n_tokens": jnp.asarray(n, dtype), "row_sum_error": jnp.asarray(rows_err, dtype), "lambda1_error": jnp.asarray(lam1_err, dtype),
         }  # fmt: skip
         return res
@@ -150,7 +162,7 @@ def checks(ds, cfg):
     m = ds.mean("passage")
     detail = "; ".join(
         f"layer {int(l)}: column-sum sd {float(m['col_sd'].sel(layer=l).mean()):.2f} (max |c − 1| {float(ds['col_dev'].sel(layer=l).max()):.1f}), Sinkhorn KL {float(m['sinkhorn_kl'].sel(layer=l).mean()):.3f}, "
-        f"row entropy/log n {float(m['rel_entropy'].sel(layer=l).mean()):.2f}, gap {float(m['gap'].sel(layer=l).mean()):.3f}, β_eff {float(m['beta_eff'].sel(layer=l).mean()):.1f} (R² {float(m['r2_eff'].sel(layer=l).mean()):.2f})"
+        f"row entropy/log n {float(m['rel_entropy'].sel(layer=l).mean()):.2f}, gap {float(m['gap'].sel(layer=l).mean()):.3f}, β_eff {float(m['beta_eff'].sel(layer=l).mean()):.1f} (R² {float(m['r2_eff'].sel(layer=l).mean()):.2f}), β_QK {float(m['beta_qk'].sel(layer=l).mean()):.2f} (R² {float(m['r2_qk'].sel(layer=l).mean()):.2f})"
         for l in ds["layer"].values
     )
     out.append(compare("real attention against the theory (reported)", "Sinkformer, causal-rate and SA-temperature questions", 0.0, 0.0, 0.0, "measurement, not a pass mark: means over heads and passages per layer in detail", mode="le", detail=detail))
@@ -165,7 +177,7 @@ STUDY = Study(
     presets=PRESETS,
     make_cell=make_cell,
     output_dims={
-        **{k: ("layer", "head") for k in ("col_sd", "col_dev", "sinkhorn_kl", "row_entropy", "rel_entropy", "gap", "beta_eff", "r2_eff", "sinkhorn_error", "sinkhorn_converged")},
+        **{k: ("layer", "head") for k in ("col_sd", "col_dev", "sinkhorn_kl", "row_entropy", "rel_entropy", "gap", "beta_eff", "r2_eff", "beta_qk", "r2_qk", "sinkhorn_error", "sinkhorn_converged")},
         "n_tokens": (),
         "row_sum_error": (),
         "lambda1_error": (),
@@ -180,5 +192,7 @@ STUDY = Study(
         "gap": {"long_name": "spectral gap 1 − |λ₂| of A as a Markov operator"},
         "beta_eff": {"long_name": "β of z_ij ≈ β⟨x̂_i, x̂_j⟩ + a_i (least squares)"},
         "r2_eff": {"long_name": "R² of that fit"},
+        "beta_qk": {"long_name": "β of z_ij ≈ β⟨Q x̂_i, K x̂_j⟩ + a_i, the head's own Q, K on normalised tokens (biases dropped)"},
+        "r2_qk": {"long_name": "R² of that fit"},
     },
 )

@@ -106,6 +106,41 @@ def real_states(cfg: Config, passage: str):
     return model, out, np.asarray(mask)
 
 
+def sa_fit(xs, betas, ts, cfg) -> dict:
+    """SA from xs[0] for every β, layer l matched to time lΔ by least squares on the mean cosines
+    (see the module docstring). ``xs``: (7, n, d) unit rows, the layers to be matched."""
+    sa_cfg = SolverConfig(method="rk4", dt=cfg.dt)
+    lidx = np.arange(1, xs.shape[0])
+    real = jax.vmap(lambda x: _pairs(x, cfg.bins))(xs)  # hist (L, bins), mean (L,)
+
+    def simulate(beta):
+        sol = solve(attention_field, xs[0], ts, sa(beta), config=sa_cfg, observable=lambda t, x, p: _pairs(normalize(x), cfg.bins), project=normalize)
+        return sol.ys, sol.status
+
+    (hist_sa, mean_sa), status = jax.vmap(simulate)(betas)  # (G, times, bins), (G, times)
+    kmax = (len(ts) - 1) // len(lidx)  # Δ = ts[k], k = 1..kmax, so that the last layer's time lies in [0, T]
+    idx = jnp.arange(1, kmax + 1)[:, None] * jnp.asarray(lidx)[None, :]  # (K, L − 1) save indices
+    loss = jnp.sum((mean_sa[:, idx] - real[1][1:]) ** 2, axis=-1)  # (G, K)
+    g, k = jnp.unravel_index(jnp.argmin(loss), loss.shape)
+    sel = idx[k]
+    h_fit = jnp.concatenate([hist_sa[g, :1], hist_sa[g, sel]])
+    m_fit = jnp.concatenate([mean_sa[g, :1], mean_sa[g, sel]])
+    cdf = lambda h: jnp.cumsum(h / jnp.sum(h, axis=-1, keepdims=True), axis=-1)  # noqa: E731
+    return {
+        "hist_real": real[0],
+        "mean_real": real[1],
+        "hist_sa": h_fit,
+        "mean_sa": m_fit,
+        "w1": jnp.sum(jnp.abs(cdf(real[0]) - cdf(h_fit)), axis=-1) * (2.0 / cfg.bins),
+        "beta_fit": betas[g],
+        "delta_fit": jnp.asarray(ts, xs.dtype)[k + 1],
+        "rms_fit": jnp.sqrt(loss[g, k] / len(lidx)),
+        "loss": jnp.min(loss, axis=1),
+        "start_error": jnp.abs(mean_sa[g, 0] - real[1][0]),
+        "status": jnp.max(status),
+    }
+
+
 def make_cell(cfg: Config, static: dict):
     dtype = jnp.dtype(cfg.dtype)
     model, out, mask = real_states(cfg, static["passage"])
@@ -122,49 +157,18 @@ def make_cell(cfg: Config, static: dict):
         ln_mean = max(ln_mean, float(np.max(np.abs(z.mean(-1)))))
         ln_var = max(ln_var, float(np.max(np.abs(z.var(-1) - 1.0))))
     ts = time_grid(cfg.T, cfg.n_times)
-    betas = jnp.asarray(cfg.beta_grid, dtype)
-    sa_cfg = SolverConfig(method="rk4", dt=cfg.dt)
-    lidx = np.arange(1, LAYERS)
 
     def cell(values, key):
         del values, key
-        real = jax.vmap(lambda x: _pairs(x, cfg.bins))(xs)  # hist (7, bins), mean (7,)
-
-        def simulate(beta):
-            sol = solve(attention_field, xs[0], ts, sa(beta), config=sa_cfg, observable=lambda t, x, p: _pairs(normalize(x), cfg.bins), project=normalize)
-            return sol.ys, sol.status
-
-        (hist_sa, mean_sa), status = jax.vmap(simulate)(betas)  # (G, times, bins), (G, times)
-        # layer l ↔ time lΔ, Δ = ts[k] for k = 1 .. (n_times − 1)/6
-        kmax = (len(ts) - 1) // (LAYERS - 1)
-        idx = jnp.arange(1, kmax + 1)[:, None] * jnp.asarray(lidx)[None, :]  # (K, 6) save indices
-        pred = mean_sa[:, idx]  # (G, K, 6)
-        loss = jnp.sum((pred - real[1][1:]) ** 2, axis=-1)  # (G, K)
-        g, k = jnp.unravel_index(jnp.argmin(loss), loss.shape)
-        sel = idx[k]
-        h_fit = jnp.concatenate([hist_sa[g, :1], hist_sa[g, sel]])  # (7, bins) with t = 0 first
-        m_fit = jnp.concatenate([mean_sa[g, :1], mean_sa[g, sel]])
-        centres = (jnp.arange(cfg.bins) + 0.5) / cfg.bins * 2.0 - 1.0
-        cdf = lambda h: jnp.cumsum(h / jnp.sum(h, axis=-1, keepdims=True), axis=-1)  # noqa: E731
-        w1 = jnp.sum(jnp.abs(cdf(real[0]) - cdf(h_fit)), axis=-1) * (2.0 / cfg.bins)
-        res = {
-            "hist_real": real[0],
-            "mean_real": real[1],
-            "hist_sa": h_fit,
-            "mean_sa": m_fit,
-            "w1": w1,
-            "beta_fit": betas[g],
-            "delta_fit": jnp.asarray(ts, dtype)[k + 1],
-            "rms_fit": jnp.sqrt(loss[g, k] / (LAYERS - 1)),
-            "loss": jnp.min(loss, axis=1),  # best over Δ, per β
-            "n_tokens": jnp.asarray(n, dtype),
-            "row_sum_error": jnp.asarray(row_err, dtype),
-            "ln_mean_error": jnp.asarray(ln_mean, dtype),
-            "ln_var_error": jnp.asarray(ln_var, dtype),
-            "start_error": jnp.abs(mean_sa[g, 0] - real[1][0]),
-        }
-        del centres
-        res["status"] = with_finiteness(jnp.max(status), *res.values())
+        res = sa_fit(xs, jnp.asarray(cfg.beta_grid, dtype), ts, cfg)
+        res.update(
+            n_tokens=jnp.asarray(n, dtype),
+            row_sum_error=jnp.asarray(row_err, dtype),
+            ln_mean_error=jnp.asarray(ln_mean, dtype),
+            ln_var_error=jnp.asarray(ln_var, dtype),
+        )
+        status = res.pop("status")
+        res["status"] = with_finiteness(status, *res.values())
         return res
 
     return cell

@@ -47,7 +47,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-__all__ = ["DriftFit", "affine_features", "fit_drift", "FieldFit", "monomials", "fit_field"]
+__all__ = ["DriftFit", "affine_features", "fit_drift", "FieldFit", "monomials", "fit_field", "fit_trajectory", "FORMS", "PER_FORM"]
+
+#: the two forms of :func:`fit_trajectory` and the per-form outputs it stacks
+FORMS = ("gradient", "general")
+PER_FORM = ("nu_hat", "nu_lo", "nu_hi", "r2", "r2_true", "drift_rms", "drift_mse", "heldout")
 
 
 def affine_features(x: np.ndarray) -> np.ndarray:
@@ -293,3 +297,28 @@ def fit_field(
     mse = jnp.mean(jnp.sum((b - true_drift) ** 2, axis=-1)) if true_drift is not None else jnp.asarray(jnp.nan, dtype)
     potential = jax.vmap(_monomial_values, (0, None))(x, E) @ coef if gradient else jnp.full((N,), jnp.nan, dtype)
     return FieldFit(coef, lam, nu, nu_lo, nu_hi, r2, cv[best], r2_true, jnp.sqrt(jnp.mean(jnp.sum(b**2, axis=-1))), true_rms, mse, potential)
+
+
+def fit_trajectory(xs, dt: float, *, degree: int, key, manifold: str | None = None, bootstrap: int = 100, true_drift=None) -> dict:
+    """Per-layer fits of a trajectory ``xs`` (L + 1, N, d): for l = 0..L−1 the step xs[l] → xs[l+1],
+    in both forms (``gradient``, ``general``); ``true_drift`` (L, N, d) where known. Returns arrays
+    with a leading ``form`` axis (2, L) for :data:`PER_FORM`, plus ``potential`` (L, N) of the
+    gradient form. Pure JAX (a loop over layers by ``lax.map``)."""
+    L = xs.shape[0] - 1
+    truth = jnp.zeros_like(xs[1:]) if true_drift is None else true_drift
+    rows = {}
+    for gradient in (True, False):
+
+        def one(args):
+            x, y, b, k = args
+            f = fit_field(x, y, dt, degree=degree, gradient=gradient, manifold=manifold, key=k, bootstrap=bootstrap, true_drift=None if true_drift is None else b)
+            return f._asdict()
+
+        res = jax.lax.map(one, (xs[:-1], xs[1:], truth, jax.random.split(key, L)))
+        res["nu_hat"] = res.pop("nu")
+        for name in PER_FORM + ("true_rms", "potential"):
+            rows.setdefault(name, []).append(res[name])
+    out = {name: jnp.stack(rows[name]) for name in PER_FORM}
+    out["true_rms"] = rows["true_rms"][0]
+    out["potential"] = rows["potential"][0]
+    return out

@@ -23,7 +23,7 @@ def test_attention_analysis_on_known_matrices():
     x = np.asarray(jax.random.normal(jax.random.key(0), (n, 4)))
     xh = x / np.linalg.norm(x, axis=-1, keepdims=True)
     z = 2.5 * xh @ xh.T + np.arange(n)[:, None] * 0.7  # logits exactly β⟨x̂_i, x̂_j⟩ + a_i with β = 2.5
-    col_sd, col_dev, kl, ent, beta, r2, err, conv = real_attention.analyse(jnp.asarray(A[None]), jnp.asarray(z[None]), jnp.asarray(x), 1e-10)
+    col_sd, col_dev, kl, ent, beta, r2, err, conv, _, _ = real_attention.analyse(jnp.asarray(A[None]), jnp.asarray(z[None]), jnp.asarray(x), 1e-10)
     assert float(col_sd[0]) < 1e-12 and float(kl[0]) == pytest.approx(0.0, abs=1e-9) and bool(conv[0])
     assert float(beta[0]) == pytest.approx(2.5, rel=1e-10) and float(r2[0]) == pytest.approx(1.0, abs=1e-10)
     np.testing.assert_allclose(float(ent[0]), -np.sum(A * np.log(A + 1e-300), axis=-1).mean(), rtol=1e-9)
@@ -47,4 +47,22 @@ def test_text_input_is_validated(tmp_path):
     (tmp_path / "empty.txt").write_text("   ", encoding="utf-8")
     with pytest.raises(ValueError, match="empty text"):
         bert.load_texts(tmp_path)
-    assert len(bert.load_texts()) == 6  # the bundled corpus
+    assert len(bert.load_texts()) == 7  # the bundled corpus
+
+
+def test_the_sa_fit_recovers_beta_and_the_layer_time_from_sa_data():
+    """Layers made by SA itself (β = 2, layer l at t = 0.3l from uniform tokens): the grid fit
+    finds β = 2 and Δ = 0.3 with a residual at the solver's error and W₁ = 0 in every layer."""
+    from sinkflow.dynamics.attention import attention_field, sa
+    from sinkflow.solve import SolverConfig, solve
+    from sinkflow.sphere import normalize, uniform
+
+    cfg = real_latents.STUDY.config("tiny", beta_grid=(1.0, 2.0, 4.0), T=3.0, n_times=61, dt=0.05, bins=20)
+    x0 = uniform(jax.random.key(0), (24,), 8, jnp.float64)
+    layers = solve(attention_field, x0, np.arange(7) * 0.3, sa(2.0), config=SolverConfig("rk4", dt=0.05), project=normalize).ys
+    fit = real_latents.sa_fit(layers, jnp.asarray(cfg.beta_grid), np.linspace(0.0, 3.0, 61), cfg)
+    assert float(fit["beta_fit"]) == 2.0 and float(fit["delta_fit"]) == pytest.approx(0.3)
+    assert float(fit["rms_fit"]) < 1e-6 and float(np.max(fit["w1"])) < 1e-6
+    # and a wrong grid (β = 2 absent) leaves a visible residual
+    bad = real_latents.sa_fit(layers, jnp.asarray([0.5, 6.0]), np.linspace(0.0, 3.0, 61), cfg)
+    assert float(bad["rms_fit"]) > 1e-3
