@@ -120,7 +120,7 @@ class Config(StudyConfig):
 
 
 PRESETS = {
-    "tiny": {"d": (3,), "n": (150, 600), "dt": (0.1,), "nu": (0.0, 0.05), "layers": 2, "degree": 2, "bootstrap": 40},
+    "tiny": {"d": (3,), "n": (150, 600), "dt": (0.1,), "nu": (0.0, 0.05), "layers": 2, "degree": 2, "bootstrap": 20},
     "small": {},
     "paper": {"d": (3, 5), "n": (250, 1000, 4000, 16000), "dt": (0.0125, 0.025, 0.05, 0.1), "strength": (1.0, 4.0), "nu": (0.0, 0.02, 0.1), "layers": 12, "degree": 4, "bootstrap": 200},
 }

@@ -18,7 +18,14 @@ row-stochastic attention matrix A (n × n over the unpadded tokens) is read as
   biases dropped: what remains unexplained is the biases and the token norms) and β_eff for
   ⟨x̂_i, x̂_j⟩ (Q = K = I: how much of the head the isotropic SA model explains).
 
+Seed 003's diagnostics on the real rows (:mod:`sinkflow.diagnostics`): the mobility's largest
+operator norm and mean trace per head, the mean tail mass δ, and P0 on the logits of consecutive
+layers (all heads; ‖Δz‖₂², ‖Δz‖_∞, Ξ and Algorithm 1 with τ₀ = 4·median, window 2 over the
+5 steps), reported: a trained network's layers are not small steps of one flow, and the gate
+says so or not.
+
 Checks (structural, exact):
+- the mobility bound ‖J‖_op ≤ ½ on every real row;
 - every A is row-stochastic (|A1 − 1| ≤ 10⁻⁵) and so has eigenvalue 1 (|λ₁ − 1| ≤ 10⁻⁵) and
   a gap in [0, 1];
 - the Sinkhorn projections converged: the L1 marginal error of the plan W/n
@@ -34,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sinkflow import diagnostics as dg
 from sinkflow.checks import compare, worst_case
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.sinkhorn import Sinkhorn, sinkhorn
@@ -129,13 +137,20 @@ def make_cell(cfg: Config, static: dict):
             "gap": gap, "beta_eff": beta, "r2_eff": r2, "beta_qk": beta_qk, "r2_qk": r2_qk, "sinkhorn_error": w_err, "sinkhorn_converged": conv.astype(dtype),
             "n_tokens": jnp.asarray(n, dtype), "row_sum_error": jnp.asarray(rows_err, dtype), "lambda1_error": jnp.asarray(lam1_err, dtype),
         }  # fmt: skip
+        mob = dg.mobility_stats(A)  # (6, 12, n) per row
+        res["mob_op"] = jnp.max(mob.op_norm, axis=-1)
+        res["mob_trace"] = jnp.mean(mob.trace, axis=-1)
+        res["tail"] = jnp.mean(1.0 - jnp.max(A, axis=-1), axis=-1)
+        dz = jnp.diff(z, axis=0)  # logits of consecutive layers, all heads: (5, 12, n, n)
+        res["dz2"] = jnp.sum(dz**2, axis=(-3, -2, -1))
+        res["dzinf"] = jnp.max(jnp.abs(dz), axis=(-3, -2, -1))
         return res
 
     return cell
 
 
 def coords(cfg: Config):
-    return {"layer": np.arange(1, LAYERS + 1), "head": np.arange(HEADS)}
+    return {"layer": np.arange(1, LAYERS + 1), "head": np.arange(HEADS), "step": np.arange(1, LAYERS)}
 
 
 def plot(ds, cfg, outdir):
@@ -160,6 +175,14 @@ def checks(ds, cfg):
     out.append(compare("spectral gaps lie in [0, 1]", "|λ₂| ≤ λ₁ = 1", 0.0, float(max(-g.min(), g.max() - 1.0, 0.0)), 0.0, "every head, layer, passage", mode="le", detail=f"gap range [{g.min():.3f}, {g.max():.3f}]"))
     err, conv = ds["sinkhorn_error"].values, ds["sinkhorn_converged"].values
     out.append(compare("Sinkhorn projections are doubly stochastic", "balanced Sinkhorn to threshold", 0.0, float(err.max()), 10 * cfg.threshold, f"L1 marginal error ≤ 10·threshold; {int(conv.sum())}/{conv.size} converged", mode="le", detail=f"worst {err.max():.1e}"))
+    mob = float(ds["mob_op"].max())
+    out.append(compare("mobility ‖J‖_op ≤ ½ on every real attention row", "softmax Jacobian (seed 003 App. J.2 prints ¼: wrong)", 0.5, mob, 0.0, "largest operator norm over rows, heads, layers, passages", mode="le", detail=f"max {mob:.4f}; mean tail mass δ per layer {np.array2string(ds['tail'].mean(('passage', 'head')).values, precision=3)}"))
+    gates = []
+    for p in ds["passage"].values:
+        _, sev, _ = dg.detect_bv_violations(np.sqrt(ds["dz2"].sel(passage=p).values), window=2, tau0=4.0 * float(np.median(ds["dz2"].sel(passage=p).values)))
+        dzinf = ds["dzinf"].sel(passage=p).values
+        gates.append(f"{p}: ‖Δz‖∞ per layer step {np.array2string(dzinf, precision=1)}, Ξ = {dzinf.max() + np.sum(dzinf**2):.0f}, Algorithm 1 severity {np.array2string(sev, precision=2)} ({'abstain' if np.any(sev > 2) else 'pass'})")
+    out.append(compare("P0 on the real model's logits across layers (reported)", "OTVIEW App. K Algorithm 1 (τ₀ = 4·median ‖Δz‖₂², window 2)", 0.0, 0.0, 0.0, "measurement: a trained network's layers are not small steps of one flow", mode="le", detail="; ".join(gates)))
     m = ds.mean("passage")
     detail = "; ".join(
         f"layer {int(l)}: column-sum sd {float(m['col_sd'].sel(layer=l).mean()):.2f} (max |c − 1| {float(ds['col_dev'].sel(layer=l).max()):.1f}), Sinkhorn KL {float(m['sinkhorn_kl'].sel(layer=l).mean()):.3f}, "
@@ -179,6 +202,11 @@ STUDY = Study(
     make_cell=make_cell,
     output_dims={
         **{k: ("layer", "head") for k in ("col_sd", "col_dev", "sinkhorn_kl", "row_entropy", "rel_entropy", "gap", "beta_eff", "r2_eff", "beta_qk", "r2_qk", "sinkhorn_error", "sinkhorn_converged")},
+        "mob_op": ("layer", "head"),
+        "mob_trace": ("layer", "head"),
+        "tail": ("layer", "head"),
+        "dz2": ("step",),
+        "dzinf": ("step",),
         "n_tokens": (),
         "row_sum_error": (),
         "lambda1_error": (),

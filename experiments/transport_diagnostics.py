@@ -104,7 +104,7 @@ class Config(StudyConfig):
 
 
 PRESETS = {
-    "tiny": {"model": ("sa", "usa", "sinkformer"), "n": (5,), "d": (3,), "layers": (16, 32, 64), "n_saves": 5, "realizations": 2, "T": 2.0, "beta": (1.0,)},
+    "tiny": {"model": ("sa", "usa", "sinkformer"), "n": (5,), "d": (3,), "layers": (16, 32), "n_saves": 5, "realizations": 2, "T": 2.0, "beta": (1.0,)},
     "small": {},
     "paper": {"n": (16, 32), "d": (8, 32), "beta": (0.5, 1.0, 2.0, 4.0), "kick": (0.0, 0.5, 1.0), "layers": (16, 32, 64, 128, 256), "n_saves": 17, "realizations": 16},
 }
