@@ -28,7 +28,7 @@ from sinkflow.observables import cosine_histogram, pairwise_cosines
 from sinkflow.options import SolverOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve
-from sinkflow.sphere import normalize, uniform
+from sinkflow.sphere import normalize, span_coordinates, uniform
 from sinkflow.study import Study, param
 
 
@@ -41,6 +41,10 @@ class Config(SolverOptions):
     n_times: int = param(16, "number of save times in [0, T]", kind=int, lo=2)
     realizations: int = param(256, "i.i.d. uniform starts per cell", kind=int, lo=1)
     bins: int = param(40, "histogram bins on [−1, 1]", kind=int, lo=2, hi=10_000)
+    reduce: str = param("auto", "exact span reduction for d > n (V = I: the span of the start is invariant; sphere.span_coordinates): auto or off", kind=str, choices=("auto", "off"))
+
+    def solver_provenance(self) -> dict:
+        return super().solver_provenance() | {"span_reduction": "d > n cells solved in the n-dimensional span of their start (exact)" if self.reduce == "auto" else "off"}
 
 
 PRESETS = {
@@ -66,6 +70,8 @@ def make_cell(cfg: Config, static: dict):
 
     def cell(values, key):
         x0 = uniform(key, (R, n), d, dtype)
+        if cfg.reduce == "auto" and d > n:  # the same draw in coordinates of its span: every cosine is kept
+            x0 = span_coordinates(x0)
         params = Attention(beta=values["beta"])
         sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize, batch_ndim=1)
         hist, m2 = sol.ys

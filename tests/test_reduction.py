@@ -49,3 +49,14 @@ def test_phase_diagram_reduced_and_full_give_the_same_P(tmp_path):
         chunk = pd.make_chunk(cfg, {"d": 9, "n": 4})
         out[reduce] = chunk({"beta": jnp.asarray([1.0])}, jax.random.split(jax.random.key(0), 1))
     np.testing.assert_allclose(np.asarray(out["auto"]["P"]), np.asarray(out["off"]["P"]), atol=1e-12)
+
+
+def test_histograms_reduced_and_full_agree():
+    from sinkflow.studies import histograms as hs
+
+    out = {}
+    for reduce in ("auto", "off"):
+        cfg = hs.STUDY.config("tiny", d=(10,), dtype="float64", reduce=reduce, T=4.0)
+        out[reduce] = hs.make_cell(cfg, {"d": 10, "n": 4})({"beta": jnp.asarray(1.0)}, jax.random.key(3))
+    np.testing.assert_allclose(np.asarray(out["auto"]["m2"]), np.asarray(out["off"]["m2"]), atol=1e-12)
+    np.testing.assert_allclose(np.asarray(out["auto"]["hist"]), np.asarray(out["off"]["hist"]), atol=1e-12)
