@@ -106,20 +106,15 @@ def make_cell(cfg: Config, static: dict):
     model, out, mask = real_latents.real_states(cfg, static["passage"])
     n = int(mask.sum())
     A = jnp.asarray(np.asarray(out.attentions[:, 0, :, :n, :n], np.float64), dtype)  # (6, 12, n, n)
-    # the logits, recomputed from the layer inputs with the checkpoint's Q, K (the forward pass keeps A only)
+    z = jnp.asarray(np.asarray(out.logits[:, 0, :, :n, :n], np.float64), dtype)  # the forward pass's own logits
     H, dh = HEADS, model.config.hidden // HEADS
     xin = np.asarray(out.hidden[:LAYERS, 0, :n], np.float64)  # layer l's input = hidden state l
-    z, S = [], []
+    S = []
     for l in range(LAYERS):
-        q = xin[l] @ np.asarray(model.layer.Wq[l], np.float64).T + np.asarray(model.layer.bq[l])
-        k = xin[l] @ np.asarray(model.layer.Wk[l], np.float64).T + np.asarray(model.layer.bk[l])
-        q, k = q.reshape(n, H, dh).transpose(1, 0, 2), k.reshape(n, H, dh).transpose(1, 0, 2)
-        z.append(np.einsum("hid,hjd->hij", q, k) / np.sqrt(dh))
         xh = xin[l] / np.linalg.norm(xin[l], axis=-1, keepdims=True)
         qh = (xh @ np.asarray(model.layer.Wq[l], np.float64).T).reshape(n, H, dh).transpose(1, 0, 2)
         kh = (xh @ np.asarray(model.layer.Wk[l], np.float64).T).reshape(n, H, dh).transpose(1, 0, 2)
         S.append(np.einsum("hid,hjd->hij", qh, kh))  # ⟨Q x̂_i, K x̂_j⟩ per head, biases dropped
-    z = jnp.asarray(np.stack(z), dtype)
     S = jnp.asarray(np.stack(S), dtype)
     # eigenvalues of a non-symmetric matrix: numpy, once per passage (jnp.linalg.eig is CPU-only too)
     ev = np.linalg.eigvals(np.asarray(A, np.float64))  # (6, 12, n)

@@ -153,7 +153,8 @@ def make_cell(cfg: Config, static: dict):
             xs = layered(x0, params, L, kick, k1)
             p_L = rows(xs[:: L // (cfg.n_saves - 1)], params)
             disc.append(jnp.max(jnp.sum(jnp.abs(p_L - p_ode), axis=-1)))
-            z = jnp.where(jnp.isfinite(logits(xs, params)), logits(xs, params), 0.0)  # masked logits never move
+            z = logits(xs, params)
+            z = jnp.where(jnp.isfinite(z), z, 0.0)  # masked logits never move
             dz = jnp.diff(z, axis=0)  # (L, R, n, n)
             dzinf = jnp.max(jnp.abs(dz), axis=(-2, -1))  # (L, R)
             xis.append(jnp.max(jnp.max(dzinf, axis=0) + jnp.sum(dzinf**2, axis=0)))

@@ -26,6 +26,7 @@ does; a fully masked row cannot occur (the [CLS] token is always present).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import math
@@ -98,10 +99,17 @@ class Bert(eqx.Module):
 
 
 def load(directory: str | Path | None = None, dtype=jnp.float32) -> Bert:
-    """Read config.json and model.safetensors (numpy API) into a :class:`Bert`."""
+    """Read config.json and model.safetensors (numpy API) into a :class:`Bert`; read once per
+    (folder, dtype) and reused (the weights are immutable arrays; a study builds one cell per passage)."""
+    d = Path(directory) if directory is not None else model_dir()
+    return _load(str(d.resolve()), jnp.dtype(dtype).name)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(directory: str, dtype: str) -> Bert:
     from safetensors.numpy import load_file
 
-    d = Path(directory) if directory is not None else model_dir()
+    d = Path(directory)
     cfg = json.loads((d / "config.json").read_text())
     if cfg.get("model_type") != "bert" or cfg.get("hidden_act") != "gelu" or cfg.get("position_embedding_type", "absolute") != "absolute":
         raise ValueError(f"{d}: sinkflow's encoder is a BERT with the erf GELU and absolute positions; this config is {cfg.get('model_type')}/{cfg.get('hidden_act')}.")
@@ -165,10 +173,12 @@ class Tokenizer:
 
 
 class BertOutputs(NamedTuple):
-    """hidden (L+1, B, T, D); attentions (L, B, H, T, T); pre_attn_ln, post_attn_ln, pre_ffn_ln (L, B, T, D)."""
+    """hidden (L+1, B, T, D); attentions and their logits ⟨q_i, k_j⟩/√d_h (padded keys at the dtype's
+    lowest value) (L, B, H, T, T); pre_attn_ln, post_attn_ln, pre_ffn_ln (L, B, T, D)."""
 
     hidden: Array
     attentions: Array
+    logits: Array
     pre_attn_ln: Array
     post_attn_ln: Array
     pre_ffn_ln: Array
@@ -208,10 +218,10 @@ def encode(model: Bert, ids: Int[Array, "B T"], mask: Int[Array, "B T"]) -> Bert
         h1 = _layer_norm(a, p.ln1_g, p.ln1_b, cfg.eps)
         b = h1 + (_gelu(h1 @ p.Wi.T + p.bi) @ p.Wf.T + p.bf)
         h2 = _layer_norm(b, p.ln2_g, p.ln2_b, cfg.eps)
-        return h2, (h2, A, a, h1, b)
+        return h2, (h2, A, scores, a, h1, b)
 
-    _, (hs, As, pre_a, post_a, pre_f) = jax.lax.scan(step, h, model.layer)
-    return BertOutputs(jnp.concatenate([h[None], hs]), As, pre_a, post_a, pre_f)
+    _, (hs, As, zs, pre_a, post_a, pre_f) = jax.lax.scan(step, h, model.layer)
+    return BertOutputs(jnp.concatenate([h[None], hs]), As, zs, pre_a, post_a, pre_f)
 
 
 def sentence_embeddings(hidden_last: Float[Array, "B T D"], mask: Int[Array, "B T"]) -> Float[Array, "B D"]:

@@ -212,7 +212,6 @@ def rotational_fraction(field: Callable, x: Float[Array, "n d"], args, t=0.0) ->
     ``field(t, x, args)`` on (S^{d−1})^n at the configuration ``x`` (0: a gradient field there)."""
     n, d = x.shape
     Du = jax.jacrev(lambda v: field(t, v.reshape(n, d), args).reshape(-1))(x.reshape(-1))  # reverse mode: Sinkhorn fields have a custom VJP
-    proj = jnp.eye(d, dtype=x.dtype)[None] - x[:, :, None] * x[:, None, :]  # (n, d, d)
-    P = jax.scipy.linalg.block_diag(*[proj[i] for i in range(n)])
-    A = P @ Du @ P
+    proj = jnp.eye(d, dtype=x.dtype)[None] - x[:, :, None] * x[:, None, :]  # (n, d, d): P is block diagonal
+    A = jnp.einsum("iab,ibjc,jcd->iajd", proj, Du.reshape(n, d, n, d), proj).reshape(n * d, n * d)
     return jnp.linalg.norm(A - A.T) / jnp.maximum(jnp.linalg.norm(A + A.T), jnp.finfo(x.dtype).tiny)
