@@ -35,6 +35,7 @@ REFERENCES = {
     "Koß agenda": "Koß, Stable Alignment Research Agenda (Heidelberg, 2025), §3.1 free energy",
     "JKO": "Jordan, Kinderlehrer, Otto, The variational formulation of the Fokker–Planck equation (SIAM J. Math. Anal., 1998)",
     "OTVIEW": "From attention to diffusion: a unified entropic optimal transport view (anonymous preprint, 2025)",
+    "CD14": "Cuturi, Doucet, Fast computation of Wasserstein barycenters (ICML 2014)",
     "MINILM": "Wang et al., MiniLM (NeurIPS 2020), as sentence-transformers/all-MiniLM-L6-v2 (Reimers and Gurevych, Sentence-BERT, EMNLP 2019)",
 }
 
