@@ -38,8 +38,13 @@ Checks
   c = b(1 − 1/N): error at 2K ≤ 1e-3 and the observed order log₂(err_K/err_2K) within 0.3 of 2; and
   with ≥ 2 values of N, the slope of log|P̂_N(0) − P_∞(0)| against log N equals that of the
   closed form (→ −1: the N-player equilibrium approaches the mean-field one like 1/N) to 0.05.
-- *(reported)* sphere: final dispersion and cluster counts with and without coupling, the costs,
-  pairwise against barycenter targets.
+- *(reported)* sphere: final dispersion, the time to consensus (Σw_iW₂² ≤ ``consensus`` and every
+  player with the same cluster count), cluster counts and costs, per (λ, β, N, σ, window, target).
+
+Saddle windows (``saddle:W``, seed 000 §4.1: couple "just at saddle points of the entropy
+landscape"): an uncoupled pilot run from the same start and noise records the mean
+Kozachenko–Leonenko entropy of the clouds; the window of width W is centred at the interior save
+time of least |dH/dt| (central differences), a critical point of the entropy along the flow.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,6 +61,7 @@ from sinkflow import theory
 from sinkflow.checks import compare, worst_case
 from sinkflow.dynamics.attention import attention_field, sa
 from sinkflow.dynamics.game import TARGETS, Game, Player, check_windows, solve_game, window_gates
+from sinkflow.entropy import kl_entropy
 from sinkflow.equilibrium import feedback_gain, forward_backward, lq_damping
 from sinkflow.observables import cluster_count
 from sinkflow.options import float_dtype, time_grid
@@ -69,15 +76,23 @@ MASKS = ("full", "mixed")
 
 
 def parse_window(spec: str, T: float):
-    """``all`` → None (coupled throughout), ``none`` → (), ``A-B+C-D`` → ((A, B), (C, D)) (validated)."""
+    """``all`` → None (coupled throughout), ``none`` → (), ``A-B+C-D`` → ((A, B), (C, D)), ``saddle:W`` → W (validated)."""
     if spec == "all":
         return None
     if spec == "none":
         return ()
+    if spec.startswith("saddle:"):
+        try:
+            width = float(spec.split(":", 1)[1])
+        except ValueError:
+            width = float("nan")
+        if not 0 < width <= T:
+            raise ValueError(f"--window {spec!r}: saddle:W needs a width 0 < W ≤ T = {T:g}.")
+        return width
     try:
         pairs = [tuple(float(v) for v in part.split("-")) for part in spec.split("+")]
     except ValueError:
-        raise ValueError(f"--window {spec!r}: use all, none or A-B[+C-D…] with numbers A < B in [0, T].") from None
+        raise ValueError(f"--window {spec!r}: use all, none, saddle:W or A-B[+C-D…] with numbers A < B in [0, T].") from None
     return check_windows(pairs, T)
 
 
@@ -87,9 +102,10 @@ class Config(StudyConfig):
     N: tuple = param((2, 4), "players (clouds)", swept=True, static=True, kind=int, lo=2)
     lam: tuple = param((0.0, 1.0), "coupling strength λ", swept=True, kind=float, lo=0.0)
     sigma: tuple = param((0.0,), "noise amplitude σ (σ dW per coordinate; tangent on the sphere)", swept=True, kind=float, lo=0.0)
-    window: tuple = param(("all",), "coupling windows: all, none or A-B[+C-D…]", swept=True, static=True, kind=str)
+    window: tuple = param(("all",), "coupling windows: all, none, A-B[+C-D…], or saddle:W (width W around the entropy saddle of an uncoupled pilot run)", swept=True, static=True, kind=str)
     target: tuple = param(("pairwise",), "what the drift maps onto (sphere): barycenter or pairwise", swept=True, static=True, kind=str, choices=TARGETS)
-    beta: float = param(2.0, "base inverse temperature β of the SA players", kind=float, lo=0.0)
+    beta: tuple = param((2.0,), "base inverse temperature β of the SA players", swept=True, kind=float, lo=0.0)
+    consensus: float = param(0.02, "consensus: dispersion Σw_iW₂² ≤ this and equal cluster counts", kind=float, lo=0.0, open="lo")
     hetero: float = param(0.5, "temperature spread: β_i = β(1 + hetero(2i/(N − 1) − 1))", kind=float, lo=0.0, hi=1.0, open="hi")
     masks: str = param("full", "full, or mixed (every other SA player causal)", kind=str, choices=MASKS)
     n: int = param(16, "tokens per cloud", kind=int, lo=2)
@@ -111,7 +127,7 @@ class Config(StudyConfig):
         super().__post_init__()
         for spec in self.window:
             w = parse_window(spec, self.T)
-            if w:
+            if isinstance(w, tuple) and w:
                 window_gates(w, self.T, self.dt)
         steps = self.T / self.dt
         require(abs(steps - round(steps)) < 1e-9, f"--dt {self.dt} must divide --T {self.T}.")
@@ -124,23 +140,30 @@ class Config(StudyConfig):
 
 
 PRESETS = {
-    "tiny": {"N": (2,), "lam": (1.0,), "sigma": (0.0, 0.5), "window": ("all", "0-1"), "n": 12, "T": 2.0, "n_times": 5, "dt": 0.1, "realizations": 2, "eq_steps": 40, "eq_particles": 6},
-    "small": {"N": (2, 4), "lam": (0.0, 1.0), "sigma": (0.0, 0.3), "window": ("all", "0-2"), "n": 24, "realizations": 4},
-    "paper": {"N": (2, 4, 8), "lam": (0.0, 0.5, 1.0, 2.0), "sigma": (0.0, 0.1, 0.3), "window": ("all", "0-1", "0-2", "none"), "target": ("barycenter", "pairwise"), "n": 64, "T": 8.0, "n_times": 41, "realizations": 16, "eq_steps": 200},
+    "tiny": {"N": (2,), "lam": (1.0,), "sigma": (0.0,), "window": ("all", "0-1", "saddle:1"), "n": 12, "T": 2.0, "n_times": 5, "dt": 0.1, "realizations": 2, "eq_steps": 40, "eq_particles": 6},
+    "small": {"N": (2, 4), "lam": (0.0, 1.0), "sigma": (0.0, 0.3), "window": ("all", "0-2", "saddle:1"), "n": 24, "realizations": 4},
+    "paper": {"N": (2, 4, 8), "lam": (0.0, 0.5, 1.0, 2.0), "sigma": (0.0, 0.1, 0.3), "beta": (1.0, 4.0, 9.0), "window": ("all", "0-1", "0-2", "saddle:2", "none"), "target": ("barycenter", "pairwise"), "n": 64, "T": 8.0, "n_times": 41, "realizations": 16, "eq_steps": 200},
 }
 
 
-def _betas(cfg: Config, N: int):
-    return [cfg.beta * (1.0 + cfg.hetero * (2.0 * i / (N - 1) - 1.0)) for i in range(N)]
-
-
-def _players(cfg: Config, N: int, dtype):
+def _players(cfg: Config, N: int, beta):
+    """SA players with β_i = β(1 + hetero(2i/(N − 1) − 1)) (β traced) and, with masks=mixed, every other one causal."""
     if cfg.masks == "full":
         masks = [None] * N
     else:
         causal = jnp.tril(jnp.ones((cfg.n, cfg.n), bool))
         masks = [causal if i % 2 else None for i in range(N)]
-    return tuple(Player(attention_field, sa(jnp.asarray(b, dtype), mask=m)) for b, m in zip(_betas(cfg, N), masks))
+    return tuple(Player(attention_field, sa(beta * (1.0 + cfg.hetero * (2.0 * i / (N - 1) - 1.0)), mask=m)) for i, m in enumerate(masks))
+
+
+def saddle_gates(H, ts, width: float, T: float, dt: float):
+    """Per-step gates of the window of ``width`` centred at the interior save time where |dH/dt| is smallest
+    (H: entropy at the save times ``ts``; central differences), clipped to [0, T]; and that time."""
+    ts = jnp.asarray(ts, H.dtype)
+    rate = jnp.abs((H[2:] - H[:-2]) / (ts[2:] - ts[:-2]))
+    center = ts[1:-1][jnp.argmin(rate)]
+    mid = (jnp.arange(int(round(T / dt)), dtype=H.dtype) + 0.5) * dt
+    return (jnp.abs(mid - center) <= 0.5 * width).astype(H.dtype), center
 
 
 def _lq_gain(cfg: Config, N: int, K: int, dtype):
@@ -159,12 +182,14 @@ def make_cell(cfg: Config, static: dict):
     ts = time_grid(cfg.T, cfg.n_times)
     windows = parse_window(spec, cfg.T)
     w = jnp.full(N, 1.0 / N, dtype)
+    saddle = isinstance(windows, float)
     if system == "gauss1d":
-        players, ot, manifold, d = (Player(None),) * N, None, None, 1
+        ot, manifold, d = None, None, 1
     else:
-        players, ot, manifold, d = _players(cfg, N, dtype), OT(epsilon=cfg.epsilon, threshold=1e-3, barycenter_tol=1e-3), "sphere", cfg.d
+        ot, manifold, d = OT(epsilon=cfg.epsilon, threshold=1e-3, barycenter_tol=1e-3), "sphere", cfg.d
     n_max = max(cfg.N)
-    restart = max((b for _, b in windows), default=0.0) if windows is not None else cfg.T
+    # where the window check applies: the state after the last fixed window is compared with an uncoupled solve
+    restart = cfg.T if (windows is None or saddle) else max((b for _, b in windows), default=0.0)
     heun = SolverConfig(method="heun", dt=cfg.dt)
 
     def start(key):
@@ -178,7 +203,7 @@ def make_cell(cfg: Config, static: dict):
         clusters = cluster_count(X, cfg.delta) if system == "sphere" else jnp.zeros(X.shape[:-2], dtype)
         return {"mean": jnp.mean(x1, axis=-1), "sd": jnp.std(x1, axis=-1), "clusters": clusters}
 
-    def uncoupled_from(X, t0):
+    def uncoupled_from(X, t0, players):
         """Each player's own field alone from time t0 to T (diffrax Heun, another code path)."""
         if restart >= cfg.T - 1e-12:
             return X
@@ -188,25 +213,34 @@ def make_cell(cfg: Config, static: dict):
         out = [solve(p.field, X[i], tt, p.params, config=heun, project=normalize).ys[-1] for i, p in enumerate(players)]
         return jnp.stack(out)
 
-    def one(lam, sigma, key):
-        game = Game(players=players, weights=w, lam=lam, sigma=sigma, b=jnp.asarray(cfg.b, dtype), windows=windows, ot=ot, manifold=manifold, target=target)
+    def entropy(X):
+        return jnp.mean(kl_entropy(X, k=1, metric="geodesic" if system == "sphere" else "euclidean"))
+
+    def one(lam, sigma, beta, key):
+        players = (Player(None),) * N if system == "gauss1d" else _players(cfg, N, beta)
+        fixed = () if saddle else windows
+        game = Game(players=players, weights=w, lam=lam, sigma=sigma, b=jnp.asarray(cfg.b, dtype), windows=fixed, ot=ot, manifold=manifold, target=target)
         k0, k1 = jax.random.split(key)
         X0 = start(k0)
-        sol = solve_game(game, X0, ts, dt=cfg.dt, key=k1, observable=observable)
+        gates, center = None, jnp.asarray(jnp.nan if not saddle else 0.0, dtype)
+        if saddle:  # an uncoupled pilot run (same noise) locates the entropy saddle of the mean cloud entropy
+            pilot = solve_game(eqx.tree_at(lambda g: g.lam, game, jnp.zeros((), dtype)), X0, ts, dt=cfg.dt, key=k1, observable=entropy)
+            gates, center = saddle_gates(pilot.ys, ts, windows, cfg.T, cfg.dt)
+        sol = solve_game(game, X0, ts, dt=cfg.dt, key=k1, observable=observable, gates=gates)
         # the state at the end of the last window, by the same solver, then the uncoupled reference
         if 0.0 < restart < cfg.T - 1e-12:
             grid = np.round(np.arange(0.0, restart + 0.5 * cfg.dt, cfg.dt) / cfg.dt) * cfg.dt
             head = solve_game(game, X0, np.array([0.0, grid[-1]]), dt=cfg.dt, key=k1)
-            ref = uncoupled_from(head.final, grid[-1])
+            ref = uncoupled_from(head.final, grid[-1], players)
             win_err = jnp.max(jnp.abs(sol.final - ref))
         else:
             win_err = jnp.zeros((), dtype)
-        return sol, win_err
+        return sol, win_err, center
 
     def cell(values, key):
-        lam, sigma = values["lam"].astype(dtype), values["sigma"].astype(dtype)
+        lam, sigma, beta = (values[k].astype(dtype) for k in ("lam", "sigma", "beta"))
         keys = jax.random.split(key, cfg.realizations)
-        sol, win_err = jax.vmap(lambda k: one(lam, sigma, k))(keys)
+        sol, win_err, center = jax.vmap(lambda k: one(lam, sigma, beta, k))(keys)
         out = {
             "w2": sol.w2,
             "kinetic": sol.kinetic,
@@ -215,6 +249,7 @@ def make_cell(cfg: Config, static: dict):
             "sd": sol.ys["sd"],
             "clusters": sol.ys["clusters"],
             "window_error": win_err,
+            "saddle_time": jnp.nan_to_num(center, nan=-1.0),
             "barycenter_converged": sol.converged.astype(dtype),
             "barycenter_change": sol.barycenter_change,
         }
@@ -242,14 +277,25 @@ def coords(cfg: Config):
 
 
 def _cells(ds):
+    """(system, N, λ, σ, β, window, target, cell dataset) for every cell."""
     for system in ds["system"].values:
         for N in ds["N"].values:
             for lam in ds["lam"].values:
                 for sigma in ds["sigma"].values:
-                    for win in ds["window"].values:
-                        for target in ds["target"].values:
-                            c = ds.sel(system=system, N=N, lam=lam, sigma=sigma, window=win, target=target)
-                            yield str(system), int(N), float(lam), float(sigma), str(win), str(target), c
+                    for beta in ds["beta"].values:
+                        for win in ds["window"].values:
+                            for target in ds["target"].values:
+                                c = ds.sel(system=system, N=N, lam=lam, sigma=sigma, beta=beta, window=win, target=target)
+                                yield str(system), int(N), float(lam), float(sigma), float(beta), str(win), str(target), c
+
+
+def consensus_time(w2, clusters, w, t, level: float):
+    """First save time at which Σw_iW₂²(μ_i, μ̄) ≤ level and (sphere) every player has the same cluster count; inf if never.
+    w2, clusters: (t, N) of one realization."""
+    D = w2 @ w
+    same = np.all(clusters == clusters[:, :1], axis=1)
+    hit = np.nonzero((D <= level) & same)[0]
+    return float(t[hit[0]]) if hit.size else math.inf
 
 
 def _ok(c) -> bool:
@@ -260,13 +306,13 @@ def plot(ds, cfg, outdir):
     t = ds["t"].values
     fig, axes = new_figure(1, 4, size=(3.8, 3.1))
     ax_d, ax_c, ax_k, ax_p = axes[0]
-    for k, (system, N, lam, sigma, win, target, c) in enumerate(_cells(ds)):
+    for k, (system, N, lam, sigma, beta, win, target, c) in enumerate(_cells(ds)):
         if not _ok(c):
             continue  # failed cells are listed by the status check, never drawn as data
         col = f"C{k % 10}"
         w = np.full(N, 1.0 / N)
         D = (c["w2"].values[..., :N] @ w).mean(axis=0)
-        label = f"{system} N={N} λ={lam:g} σ={sigma:g} {win}"
+        label = f"{system} N={N} λ={lam:g} σ={sigma:g}" + (f" β={beta:g}" if system == "sphere" else "") + f" {win}"
         ax_d.semilogy(t, np.maximum(D, 1e-300), "-" if system == "sphere" else "o-", ms=2, color=col, label=label)
         if system == "gauss1d" and sigma == 0 and win == "all" and lam > 0:
             ax_d.semilogy(t, D[0] * np.exp(-2 * lam * t), "k:", lw=1)
@@ -282,7 +328,7 @@ def plot(ds, cfg, outdir):
     ax_k.set_xlabel("cell")
     te = ds["t_eq"].values
     for N in ds["N"].values:
-        c = ds.sel(N=N).isel(system=0, lam=0, sigma=0, window=0, target=0)
+        c = ds.sel(N=N).isel(system=0, lam=0, sigma=0, beta=0, window=0, target=0)
         ax_p.plot(te, c["eq_gain"].values[1], label=f"sweep N={int(N)}")
         ax_p.plot(te, theory.riccati_gain(te, cfg.b, cfg.T, 1.0 / int(N)), "k:", lw=1)
     ax_p.plot(te, theory.riccati_gain(te, cfg.b, cfg.T), "k--", lw=1, label="mean field")
@@ -300,14 +346,14 @@ def checks(ds, cfg):
     k_steps = np.round(t / h)
     relax, conserved, moments, costs, windows, lq, reported = [], [], [], [], [], [], []
     z_bound = 5.0
-    for system, N, lam, sigma, win, target, c in _cells(ds):
+    for system, N, lam, sigma, beta, win, target, c in _cells(ds):
         if not _ok(c):
             continue
-        where = f"{system} N={N} λ={lam:g} σ={sigma:g} window={win} target={target}"
+        where = f"{system} N={N} λ={lam:g} σ={sigma:g} β={beta:g} window={win} target={target}"
         w = np.full(N, 1.0 / N)
         w2 = c["w2"].values[..., :N]  # (r, t, N)
         mean, sd = c["mean"].values[..., :N], c["sd"].values[..., :N]
-        if sigma == 0 and win not in ("all", "none"):  # with noise the reference would need the same increments
+        if sigma == 0 and win not in ("all", "none") and not win.startswith("saddle"):  # with noise the reference would need the same increments
             err = float(c["window_error"].max())
             windows.append((err, f"{where}: max |X_T − uncoupled solve| = {err:.1e}"))
         if system == "gauss1d":
@@ -330,7 +376,7 @@ def checks(ds, cfg):
                     r = float(np.max(np.abs(J / Jd - 1)))
                     costs.append((r, f"{where}: max |J/J_scheme − 1| = {r:.1e}; scheme vs continuous closed form {float(np.max(np.abs(Jd / Jc - 1))):.1e}"))
             zs = []
-            for r in range(mean.shape[0]):
+            for r in range(mean.shape[0] if win in ("all", "none") else 0):
                 m_th, s_th = theory.relaxation_1d(mean[r, 0], sd[r, 0], w, lam if win == "all" else 0.0, t, noise=sigma) if win in ("all", "none") else (None, None)
                 if m_th is None:
                     continue
@@ -345,7 +391,11 @@ def checks(ds, cfg):
                 moments.append((max(zs), f"{where}: max z = {max(zs):.2f}"))
         else:
             D = (w2 @ w).mean(axis=0)
-            reported.append(f"{where}: dispersion {D[0]:.3f} → {D[-1]:.3f}, clusters/player {c['clusters'].values[:, -1, :N].mean():.2f}, J {c['cost'].values[:, -1, :N].mean():.3f}, barycenters converged {c['barycenter_converged'].values.mean():.2f}")
+            tc = [consensus_time(w2[r], c["clusters"].values[r, :, :N], w, t, cfg.consensus) for r in range(w2.shape[0])]
+            reached = [x for x in tc if math.isfinite(x)]
+            when = f"consensus in {len(reached)}/{len(tc)} runs" + (f" (median t = {np.median(reached):.2f})" if reached else "")
+            saddle = f", saddle windows at t = {np.round(c['saddle_time'].values, 2).tolist()}" if win.startswith("saddle") else ""
+            reported.append(f"{where}: dispersion {D[0]:.3f} → {D[-1]:.3f}, {when}, clusters/player {c['clusters'].values[:, -1, :N].mean():.2f}, J {c['cost'].values[:, -1, :N].mean():.3f}, barycenters converged {c['barycenter_converged'].values.mean():.2f}{saddle}")
     if relax:
         score, detail = worst_case(relax)
         out.append(compare("dispersion decays by the Heun recursion of e^(−2λt) (gauss1d, f = 0)", "MATH.md §5 closed form", 0.0, score, 1e-9, "relative error ≤ 1e-9 (linear sorted dynamics: the recursion is the scheme's exact output)", mode="le", detail=detail))
@@ -364,7 +414,7 @@ def checks(ds, cfg):
     te = ds["t_eq"].values
     gaps = []
     for N in ds["N"].values:
-        c = ds.sel(N=N).isel(system=0, lam=0, sigma=0, window=0, target=0)
+        c = ds.sel(N=N).isel(system=0, lam=0, sigma=0, beta=0, window=0, target=0)
         if not _ok(c):
             continue
         P = theory.riccati_gain(te, cfg.b, cfg.T, 1.0 / int(N))
@@ -403,6 +453,7 @@ STUDY = Study(
         "sd": ("realization", "t", "player"),
         "clusters": ("realization", "t", "player"),
         "window_error": ("realization",),
+        "saddle_time": ("realization",),
         "barycenter_converged": ("realization",),
         "barycenter_change": ("realization",),
         "eq_gain": ("refinement", "t_eq"),
@@ -420,6 +471,7 @@ STUDY = Study(
         "sd": {"long_name": "standard deviation of the first coordinate of each cloud"},
         "clusters": {"long_name": "cluster count of each cloud at δ (sphere; 0 for gauss1d)"},
         "window_error": {"long_name": "max |final state − uncoupled solve from the last window's end|"},
+        "saddle_time": {"long_name": "centre of the saddle:W window (time of least |dH/dt| of an uncoupled pilot run); −1 for fixed windows"},
         "barycenter_converged": {"long_name": "1 if every barycenter/plan of the run met its tolerance"},
         "barycenter_change": {"long_name": "largest last fixed-point step of the barycenter over the run"},
         "eq_gain": {"long_name": "LQ equilibrium feedback gain P̂(t) from the forward–backward sweep at K and 2K steps"},

@@ -21,7 +21,9 @@ Saved per cell:
   ≤ 1 is a theorem: c(δ) the sharp first-order constant, the square the Taylor remainder,
   since ‖d²softmax[h, h]‖₁ = 2Var_p(h) ≤ 2‖h‖_∞²);
 - per save time (the ODE, first cloud): the mean Ollivier curvature κ of the attention rows
-  over token pairs (geodesic ground cost), and the rotational fraction of the field.
+  over token pairs (geodesic ground cost), the rotational fraction of the field, and the EVI
+  surrogate (:func:`sinkflow.diagnostics.evi_surrogate`): the Sinkhorn divergence of every row's
+  measure Σ_jP_ijδ_{x_j(t)} to its final one, mean and sd over rows (seed 003 Fig. 7).
 
 Checks
 - *mobility*: ‖J‖_op ≤ ½ on every row of every layer.
@@ -47,8 +49,10 @@ Checks
   curvature gap 1 − κ, at t = 0 (uniform tokens): mean κ decreases with β for every model
   (softmax rows go from near-uniform, W₁ ≈ 0 and κ ≈ 1, to near point masses at the query's own
   token, W₁ ≈ d(i, i') and κ ≈ 0). Along the flow κ is reported only (clustered tokens make
-  d(i, i') → 0 and the ratio ill-conditioned). The seed's EVI surrogate (its eq. 22) needs each
-  layer's proximal target ρ*; it is not computed.
+  d(i, i') → 0 and the ratio ill-conditioned).
+- *(reported) P3, EVI surrogate*: S_ε(ρ_i(t), ρ_i(T)) over the saves and on how many save
+  intervals it decreases (the "proximal progress" signature). Eq. 22 itself needs an objective
+  F_i and a drift term that the seed does not define for attention flows, so no pass mark.
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ class Config(StudyConfig):
     tau0_factor: float = param(4.0, "BV detector base threshold τ₀ as a multiple of the run's median ‖Δz‖₂²", kind=float, lo=1.0)
     threshold: float = param(1e-12, "Sinkhorn L1 marginal threshold (sinkformer)", kind=float, lo=0.0, open="lo")
     continuum: float = param(0.1, "continuum regime: the finest run's largest per-layer logit change max_l ‖Δz‖∞ at most this", kind=float, lo=0.0, open="lo")
+    evi_eps: float = param(0.05, "entropic ε of the EVI surrogate's Sinkhorn divergences (squared chordal units)", kind=float, lo=0.0, open="lo")
     curvature_eps: float = param(1e-2, "entropic ε of the W₁ in the curvature, relative to the mean distance", kind=float, lo=0.0, open="lo")
     dtype: str = param("float64", "floating point precision", kind=str, choices=("float32", "float64"))
 
@@ -173,6 +178,7 @@ def make_cell(cfg: Config, static: dict):
         D = geodesic_distance(xs0[:, :, None, :], xs0[:, None, :, :])
         kappa = jax.vmap(lambda P, Dm: dg.ollivier_curvature(P, Dm, epsilon=cfg.curvature_eps))(W, D)
         rot = jax.vmap(lambda x: dg.rotational_fraction(attention_field, x, params))(xs0)
+        evi = dg.evi_surrogate(W, xs0, epsilon=cfg.evi_eps)  # (t, n): S_ε(ρ_i(t), ρ_i(T))
         out = {
             "discrepancy": jnp.stack(disc),
             "xi": jnp.stack(xis),
@@ -184,6 +190,8 @@ def make_cell(cfg: Config, static: dict):
             "locking": lock,
             "curvature": jnp.nanmean(kappa, axis=(-2, -1)),
             "rotation": rot,
+            "evi": jnp.mean(evi, axis=-1),
+            "evi_sd": jnp.std(evi, axis=-1),
         }
         out["status"] = with_finiteness(jnp.max(jnp.stack(statuses)), *out.values())
         return out
@@ -213,7 +221,7 @@ def gate(c, cfg) -> tuple[bool, float]:
 
 
 def plot(ds, cfg, outdir):
-    fig, axes = new_figure(2, 3, size=(3.9, 3.0))
+    fig, axes = new_figure(2, 4, size=(3.9, 3.0))
     Ls = ds["L"].values
     lay = ds["layer"].values
     t = ds["t"].values
@@ -227,6 +235,9 @@ def plot(ds, cfg, outdir):
         axes[1][0].plot(lay, c["mob_op"].values, ls, color=col, lw=1)
         axes[1][1].plot(t, c["curvature"].values, "o" + ls, color=col, ms=3)
         axes[1][2].semilogy(t, np.maximum(c["rotation"].values, 1e-17), "o" + ls, color=col, ms=3)
+        e, sd = c["evi"].values, c["evi_sd"].values
+        axes[0][3].plot(t, e, "o" + ls, color=col, ms=3)
+        axes[0][3].fill_between(t, e - sd, e + sd, color=col, alpha=0.1)
     axes[0][0].loglog(Ls, 1.0 / Ls, "k--", lw=1, label="slope −1")
     axes[0][0].set_title("P1: sup_t ‖p^(⌊tL⌋) − p(t)‖₁ vs L (Thm 5.1)", fontsize=8)
     axes[0][0].legend(fontsize=5)
@@ -237,6 +248,8 @@ def plot(ds, cfg, outdir):
     axes[1][0].axhline(0.5, color="k", lw=1)
     axes[1][1].set_title("P3: mean Ollivier curvature κ of the rows", fontsize=8)
     axes[1][2].set_title("P4: rotational fraction (USA, Sinkformer: gradient flows)", fontsize=8)
+    axes[0][3].set_title("P3: EVI surrogate S_ε(ρ_i(t), ρ_i(T)) (mean ± sd over rows)", fontsize=8)
+    axes[1][3].axis("off")
     fig.suptitle("transport diagnostics P0–P4 (seed 003) along attention trajectories")
     return [save_figure(fig, outdir, "transport_diagnostics")]
 
@@ -295,6 +308,12 @@ def checks(ds, cfg):
     if curv:
         score, detail = worst_case(curv)
         out.append(compare("P3: higher temperature reduces the curvature gap", "seed 003 §M.1 eq. 21 remark (τ ↑ ⇒ 1 − κ ↓)", 0.0, score, 0.0, "mean κ at t = 0 strictly decreases with β (number of violations)", mode="le", detail=detail))
+    evi = []
+    for model, n, d, beta, kick, c in _cells(ds):
+        e = c["evi"].values
+        falls = int(np.sum(np.diff(e) < 0))
+        evi.append(f"{model} n={n} d={d} β={beta:g} kick={kick:g}: S_ε {e[0]:.3g} → {e[-2]:.3g}, decreasing on {falls}/{len(e) - 1} save intervals")
+    out.append(compare("(reported) P3: EVI surrogate across depth", "seed 003 eq. 22, Fig. 7 (no F_i, Δ_drift given: eq. 22 is not testable)", 0.0, 0.0, 0.0, "measurements, no pass mark", mode="le", detail="; ".join(evi)))
     if rot_zero:
         score, detail = worst_case(rot_zero)
         out.append(compare("P4: USA and the Sinkformer are gradient flows", "Ẋ = n∇E_β (USA); Sander et al. 2022 (Sinkformer, Q = K)", 0.0, score, 1.0, "rotational fraction ≤ 10⁻¹⁰ (USA: round-off) and ≤ 10⁻⁶ (Sinkformer: its Sinkhorn tolerance, amplified on clustered states) at every save, in units of that tolerance", mode="le", detail=detail))
@@ -317,6 +336,8 @@ STUDY = Study(
         **{k: ("layer",) for k in ("dz2", "dzinf", "mob_trace", "mob_op", "tail", "locking")},
         "curvature": ("t",),
         "rotation": ("t",),
+        "evi": ("t",),
+        "evi_sd": ("t",),
     },
     coords=coords,
     plot=plot,
@@ -332,5 +353,7 @@ STUDY = Study(
         "locking": {"long_name": "max ‖Δp‖₁/(c(δ)‖Δz‖∞ + ‖Δz‖∞²) (≤ 1)"},
         "curvature": {"long_name": "mean Ollivier curvature of the attention rows (ODE, first cloud)"},
         "rotation": {"long_name": "‖A − Aᵀ‖/‖A + Aᵀ‖, A the covariant derivative of the field"},
+        "evi": {"long_name": "EVI surrogate: mean over rows of the Sinkhorn divergence S_ε(ρ_i(t), ρ_i(T)) of each attention row's measure to its final one"},
+        "evi_sd": {"long_name": "standard deviation over rows of the EVI surrogate"},
     },
 )

@@ -32,6 +32,13 @@ P3, curvature (:func:`ollivier_curvature`): κ(i, i') = 1 − W₁(P_i, P_i')/d(
 rows i, i' with the token distances as ground cost (Ollivier–Ricci), W₁ by ott-jax's Sinkhorn at
 a small ε on the full support (softmax rows have full support; masked rows share the mask's).
 
+P3, EVI surrogate (:func:`evi_surrogate`, seed 003 eq. 22 and Fig. 7): each attention row is a
+measure ρ_i^{(ℓ)} = Σ_j P_ij^{(ℓ)} δ_{x_j^{(ℓ)}} on the tokens of its layer; the surrogate is the
+debiased Sinkhorn divergence S_ε(ρ_i^{(ℓ)}, ρ_i^{(L)}) to the last layer's row (ott-jax, through
+:func:`sinkflow.transport.sinkhorn_divergence`), whose decrease across layers is the
+"proximal progress" signature of the discrete EVI. The seed gives no objective F_i or drift term
+Δ_drift for attention flows, so eq. 22 itself is not testable here; the surrogate is reported.
+
 P4, rotation (:func:`rotational_fraction`): a tangent field u on the configuration manifold
 (S^{d−1})^n is a Riemannian gradient iff its covariant derivative A = P·Du·P (P the
 block-diagonal tangent projection, Du the ambient Jacobian) is symmetric; the fraction
@@ -58,6 +65,7 @@ __all__ = [
     "BVStatistics",
     "detect_bv_violations",
     "segment_depth",
+    "evi_surrogate",
     "locking_constant",
     "locking_ratio",
     "ollivier_curvature",
@@ -205,6 +213,19 @@ def ollivier_curvature(P: Float[Array, "n n"], dist: Float[Array, "n n"], *, eps
     n = P.shape[0]
     off = ~jnp.eye(n, dtype=bool)
     return jnp.where(off, 1.0 - W / jnp.where(off, dist, 1.0), jnp.nan)
+
+
+def evi_surrogate(P: Float[Array, "L n n"], x: Float[Array, "L n d"], *, epsilon: float = 0.05, threshold: float = 1e-4) -> Float[Array, "L n"]:
+    """S_ε(ρ_i^{(ℓ)}, ρ_i^{(L)}) for every layer ℓ and query i (see the module docstring); P's rows sum to 1."""
+    from .transport import OT, sinkhorn_divergence
+
+    ot = OT(epsilon=epsilon, threshold=threshold)
+    last_x, last_P = x[-1], P[-1]
+
+    def one(Pl, xl):
+        return jax.vmap(lambda a, b: sinkhorn_divergence(xl, last_x, ot, a=a, b=b))(Pl, last_P)
+
+    return jax.vmap(one)(P, x)
 
 
 def rotational_fraction(field: Callable, x: Float[Array, "n d"], args, t=0.0) -> Array:

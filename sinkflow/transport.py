@@ -151,14 +151,17 @@ def entropic_map(x: Float[Array, "n d"], y: Float[Array, "m d"], ot: OT = OT()) 
     return T, p
 
 
-def sinkhorn_divergence(x: Float[Array, "n d"], y: Float[Array, "m d"], ot: OT = OT()) -> Float[Array, ""]:
-    """The debiased Sinkhorn divergence S_ε(x, y) (ott), in units of squared distance."""
+def sinkhorn_divergence(x: Float[Array, "n d"], y: Float[Array, "m d"], ot: OT = OT(), a: Float[Array, " n"] | None = None, b: Float[Array, " m"] | None = None) -> Float[Array, ""]:
+    """The debiased Sinkhorn divergence S_ε(μ, ν) (ott) of μ = Σa_kδ_{x_k}, ν = Σb_lδ_{y_l} (uniform when a, b are
+    None), in units of squared distance."""
     _check_cloud("x", x)
     _check_cloud("y", y)
     out = ott_divergence.sinkhorn_divergence(
         pointcloud.PointCloud,
         x,
         y,
+        a=a,
+        b=b,
         epsilon=ot.epsilon,
         relative_epsilon=None,
         solve_kwargs={"threshold": ot.threshold, "max_iterations": ot.max_iterations},

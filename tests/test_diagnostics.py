@@ -106,3 +106,17 @@ def test_rotational_fraction_usa_is_a_gradient_and_sa_is_not(n):
     # the ambient Jacobian without the projections is no test: it is asymmetric for USA too (0.28 measured)
     Du = jax.jacfwd(lambda v: attention_field(0.0, v.reshape(n, 4), usa(1.5)).reshape(-1))(x.reshape(-1))
     assert float(jnp.linalg.norm(Du - Du.T) / jnp.linalg.norm(Du + Du.T)) > 1e-2
+
+
+def test_evi_surrogate_on_point_masses_is_the_squared_distance():
+    """Rows that are point masses at the query's own token: ρ_i^(ℓ) = δ_{x_i^(ℓ)}, and the Sinkhorn divergence of two
+    Diracs is exactly |x − y|² (OT_ε(δ_x, δ_y) = |x − y|², OT_ε(δ_x, δ_x) = 0); with a wrong reference it is not."""
+    L, n, d = 4, 3, 3
+    x = jax.random.normal(jax.random.PRNGKey(0), (L, n, d), jnp.float64)
+    P = jnp.broadcast_to(jnp.eye(n, dtype=jnp.float64), (L, n, n))
+    S = dg.evi_surrogate(P, x, epsilon=0.05, threshold=1e-9)
+    expected = jnp.sum((x - x[-1]) ** 2, axis=-1)
+    assert float(jnp.max(jnp.abs(S - expected))) < 1e-6
+    assert float(jnp.max(jnp.abs(S[-1]))) < 1e-9
+    wrong = jnp.sum((x - x[0]) ** 2, axis=-1)
+    assert float(jnp.max(jnp.abs(S - wrong))) > 0.1

@@ -176,8 +176,13 @@ def solve_game(
     dt: float,
     key: PRNGKeyArray | None = None,
     observable: Callable | None = None,
+    gates: Float[Array, " steps"] | None = None,
 ) -> GameSolution:
-    """Integrate the game from ``X0`` on [ts[0] = 0, ts[-1]] and save at ``ts`` (see the module docstring)."""
+    """Integrate the game from ``X0`` on [ts[0] = 0, ts[-1]] and save at ``ts`` (see the module docstring).
+
+    ``gates``: per-step coupling indicators (traced, length T/dt) replacing ``game.windows``, for windows
+    that depend on the state (e.g. around an entropy saddle found by a pilot run).
+    """
     ts_np = np.asarray(ts, float)
     if X0.ndim != 3 or X0.shape[0] != len(game.players):
         raise ValueError(f"X0 must have shape (N, n, d) with N = {len(game.players)} players, got {X0.shape}.")
@@ -192,7 +197,11 @@ def solve_game(
         if not _on_grid(float(t), dt):
             raise ValueError(f"save time {t:g} is not a multiple of dt = {dt:g}.")
     windows = ((0.0, T),) if game.windows is None else check_windows(game.windows, T)
-    gates = window_gates(windows, T, dt)
+    steps_total = int(round(T / dt))
+    if gates is None:
+        gates = jnp.asarray(window_gates(windows, T, dt), X0.dtype)
+    elif gates.shape != (steps_total,):
+        raise ValueError(f"gates must have one value per step, shape ({steps_total},), got {gates.shape}.")
     noisy = not (isinstance(game.sigma, (int, float)) and game.sigma == 0.0)  # a traced σ = 0 adds exact zeros
     if noisy and key is None:
         raise ValueError("solve_game with σ > 0 needs a PRNG key.")
@@ -235,7 +244,7 @@ def solve_game(
         raise ValueError("solve_game saves at equally spaced times (ts = linspace(0, T, k)).")
     m = int(per[0])
     # the gate in force at each save: that of the step starting there (at T: of the step ending there)
-    save_gates = np.array([gates[min(int(round(t / dt)), len(gates) - 1)] for t in ts_np])
+    save_gates = gates[np.array([min(int(round(t / dt)), steps_total - 1) for t in ts_np])]
 
     def save(X, xb, J, g, gm=game):
         u, bar = coupling(X, gm, xb)
@@ -253,7 +262,7 @@ def solve_game(
     carry = (X0, bar0.x, zeroN, jnp.zeros((), dtype), bar0.converged)
     n_int = len(per)
     ks = jnp.arange(n_int * m).reshape(n_int, m)
-    xs = (ks, jnp.asarray(gates.reshape(n_int, m), dtype), jnp.asarray(save_gates[1:], dtype))
+    xs = (ks, gates.reshape(n_int, m).astype(dtype), save_gates[1:].astype(dtype))
     carry, (ys, w2, kin, J) = jax.lax.scan(interval, carry, xs)
     cat = lambda f, r: jnp.concatenate([f[None], r], axis=0)
     ys = jax.tree.map(cat, y0, ys)
