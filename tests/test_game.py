@@ -44,7 +44,7 @@ def test_1d_relaxation_is_the_heun_recursion_of_the_closed_form():
 
 
 def test_noise_adds_sigma_squared_per_unit_time_to_each_variance():
-    N, n, sigma, T = 2, 20000, 0.6, 1.0
+    N, n, sigma, T = 2, 8000, 0.6, 1.0
     X0 = _gauss(N, n)
     ts = np.linspace(0.0, T, 3)
     g = Game(players=(Player(None),) * N, weights=jnp.ones(N) / N, lam=0.0, sigma=sigma)
@@ -55,7 +55,7 @@ def test_noise_adds_sigma_squared_per_unit_time_to_each_variance():
     assert np.all(np.abs(var - (var0 + sigma**2 * T)) < 4 * se)
     # with coupling, against the noisy moment ODE of theory.relaxation_1d
     g = Game(players=(Player(None),) * N, weights=jnp.ones(N) / N, lam=1.0, sigma=sigma)
-    sol = solve_game(g, X0, ts, dt=0.01, key=jax.random.PRNGKey(2))
+    sol = solve_game(g, X0, ts, dt=0.02, key=jax.random.PRNGKey(2))
     _, s = theory.relaxation_1d(np.asarray(X0[..., 0].mean(1)), np.sqrt(var0), np.ones(N) / N, 1.0, ts, noise=sigma)
     sd = np.asarray(sol.ys[..., 0].std(-1))
     assert np.all(np.abs(sd[-1] - s[-1]) < 4 * s[-1] / math.sqrt(2 * n))
@@ -82,14 +82,14 @@ def test_outside_the_window_each_cloud_moves_by_its_own_field():
 
 
 def test_barycenter_and_pairwise_targets_both_contract_the_clouds_on_the_sphere():
-    N, n, d = 3, 8, 3
+    N, n, d = 2, 8, 3
     X0 = uniform(jax.random.PRNGKey(4), (N, n), d, jnp.float64)
     ot = OT(epsilon=0.1, threshold=1e-4, barycenter_tol=1e-5, barycenter_iterations=30, cold_iterations=300)
     kw = dict(players=(Player(None),) * N, weights=jnp.ones(N) / N, lam=1.0, ot=ot, manifold="sphere")
-    a = solve_game(Game(**kw, target="barycenter"), X0, np.array([0.0, 0.5]), dt=0.1)
-    b = solve_game(Game(**kw, target="pairwise"), X0, np.array([0.0, 0.5]), dt=0.1)
+    a = solve_game(Game(**kw, target="barycenter"), X0, np.array([0.0, 0.4]), dt=0.1)
+    b = solve_game(Game(**kw, target="pairwise"), X0, np.array([0.0, 0.4]), dt=0.1)
     # both contract the clouds towards each other; they are not the same drift in d > 1 (maps do not
-    # compose): measured here, the two end states differ by 60% of the displacement (8 uniform tokens)
+    # compose): with 3 clouds of 8 uniform tokens the two end states differed by 60% of the displacement
     for s in (a, b):
         assert float(s.w2[-1].sum()) < 0.8 * float(s.w2[0].sum())
     # pairwise needs no fixed point; the warm barycenter fixed point converges linearly (rate ≈ 0.85 per
@@ -159,9 +159,9 @@ def test_sweep_reproduces_the_riccati_gain_at_second_order_and_the_cost():
 
 def test_n_player_equilibrium_approaches_mean_field_like_one_over_n():
     gaps = []
-    Ns = (2, 4, 8, 16)
+    Ns = (2, 4, 8)
     for N in Ns:
-        eq, P, _ = _lq(N, 100, n=4)
+        eq, P, _ = _lq(N, 50, n=4)
         gaps.append(abs(P[0] - theory.riccati_gain(0.0, 1.0, 2.0)))
     slope = np.polyfit(np.log(Ns), np.log(gaps), 1)[0]
     slope_th = np.polyfit(np.log(Ns), np.log([abs(theory.riccati_gain(0.0, 1.0, 2.0, 1 / N) - theory.riccati_gain(0.0, 1.0, 2.0)) for N in Ns]), 1)[0]
