@@ -140,7 +140,7 @@ class Config(StudyConfig):
 
 
 PRESETS = {
-    "tiny": {"N": (2,), "lam": (1.0,), "sigma": (0.0,), "window": ("all", "0-1", "saddle:1"), "n": 8, "T": 2.0, "n_times": 5, "dt": 0.1, "realizations": 2, "eq_steps": 40, "eq_particles": 6},
+    "tiny": {"N": (2,), "lam": (1.0,), "sigma": (0.0,), "window": ("all", "saddle:1"), "n": 8, "T": 2.0, "n_times": 5, "dt": 0.1, "realizations": 2, "eq_steps": 40, "eq_particles": 6},
     "small": {"N": (2, 4), "lam": (0.0, 1.0), "sigma": (0.0, 0.3), "window": ("all", "0-2", "saddle:1"), "n": 24, "realizations": 4},
     "paper": {"N": (2, 4, 8), "lam": (0.0, 0.5, 1.0, 2.0), "sigma": (0.0, 0.1, 0.3), "beta": (1.0, 4.0, 9.0), "window": ("all", "0-1", "0-2", "saddle:2", "none"), "target": ("barycenter", "pairwise"), "n": 64, "T": 8.0, "n_times": 41, "realizations": 16, "eq_steps": 200},
 }

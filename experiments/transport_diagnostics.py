@@ -178,7 +178,7 @@ def make_cell(cfg: Config, static: dict):
         D = geodesic_distance(xs0[:, :, None, :], xs0[:, None, :, :])
         kappa = jax.vmap(lambda P, Dm: dg.ollivier_curvature(P, Dm, epsilon=cfg.curvature_eps))(W, D)
         rot = jax.vmap(lambda x: dg.rotational_fraction(attention_field, x, params))(xs0)
-        evi = dg.evi_surrogate(W, xs0, epsilon=cfg.evi_eps)  # (t, n): S_ε(ρ_i(t), ρ_i(T))
+        evi = dg.evi_surrogate(W, xs0, epsilon=cfg.evi_eps, threshold=1e-3)  # (t, n): S_ε(ρ_i(t), ρ_i(T))
         out = {
             "discrepancy": jnp.stack(disc),
             "xi": jnp.stack(xis),
