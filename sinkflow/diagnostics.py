@@ -39,6 +39,10 @@ debiased Sinkhorn divergence S_ε(ρ_i^{(ℓ)}, ρ_i^{(L)}) to the last layer's 
 "proximal progress" signature of the discrete EVI. The seed gives no objective F_i or drift term
 Δ_drift for attention flows, so eq. 22 itself is not testable here; the surrogate is reported.
 
+P4, rotational energy (:func:`rotational_energy`, seed 003 Thm 7.2 with b_R = 0, a = aI): the
+weighted least-squares Hodge split of a velocity field sampled at particles against gradients of
+polynomials, R = Σ_kw_k|u_k − a∇θ(x_k)|²/a at the best θ.
+
 P4, rotation (:func:`rotational_fraction`): a tangent field u on the configuration manifold
 (S^{d−1})^n is a Riemannian gradient iff its covariant derivative A = P·Du·P (P the
 block-diagonal tangent projection, Du the ambient Jacobian) is symmetric; the fraction
@@ -70,6 +74,7 @@ __all__ = [
     "locking_ratio",
     "ollivier_curvature",
     "rotational_fraction",
+    "rotational_energy",
 ]
 
 
@@ -226,6 +231,35 @@ def evi_surrogate(P: Float[Array, "L n n"], x: Float[Array, "L n d"], *, epsilon
         return jax.vmap(lambda a, b: sinkhorn_divergence(xl, last_x, ot, a=a, b=b))(Pl, last_P)
 
     return jax.vmap(one)(P, x)
+
+
+def rotational_energy(
+    x: Float[Array, "N d"], u: Float[Array, "N d"], *, degree: int, weights: Float[Array, " N"] | None = None, diffusivity=1.0, manifold: str | None = None
+):
+    """Seed 003 Thm 7.2's rotational energy of a velocity field sampled at particles, with b_R = 0 and a = ``diffusivity``·I:
+    R = min_θ Σ_k w_k |u_k − a∇θ(x_k)|²/a over polynomial θ of degree ≤ ``degree`` (tangent gradients on the
+    sphere), the weighted least-squares form of the a-weighted Poisson problem ∇·(μa∇θ) = ∇·(μu) on the
+    empirical measure μ = Σw_kδ_{x_k} (uniform when ``weights`` is None). Returns (R, E) with
+    E = Σw_k|u_k|²/a the field's energy, so R/E ∈ [0, 1] is the rotational share.
+
+    The polynomial degree is the resolution: with as many coefficients as particles any sample fits, so
+    keep dim(basis) ≪ N (the test measures a rotation field's share at 0.99 with N = 3000, degree 3).
+    For a fixed token cloud both SA and USA give per-token fields that are exact sphere gradients
+    (u = ∇_S β⁻¹log Σ_je^{β⟨x,x_j⟩}, resp. ∇_S (nβ)⁻¹Σ_je^{β⟨x,x_j⟩}), so R at the token level does not
+    separate them; the configuration-space test :func:`rotational_fraction` does.
+    """
+    from .fit import gradient_features
+
+    N, d = x.shape
+    w = jnp.full((N,), 1.0 / N, x.dtype) if weights is None else weights / jnp.sum(weights)
+    G = gradient_features(x, degree, sphere=manifold == "sphere")  # (N, d, K): columns −∇ψ_k
+    sw = jnp.sqrt(w)[:, None, None]
+    A = (sw * G).reshape(N * d, -1)
+    b = (sw[..., 0] * u).reshape(-1)
+    coef, *_ = jnp.linalg.lstsq(A, b)
+    r = u - G @ coef
+    a = jnp.asarray(diffusivity, x.dtype)
+    return jnp.sum(w * jnp.sum(r * r, axis=-1)) / a, jnp.sum(w * jnp.sum(u * u, axis=-1)) / a
 
 
 def rotational_fraction(field: Callable, x: Float[Array, "n d"], args, t=0.0) -> Array:

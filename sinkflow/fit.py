@@ -196,6 +196,13 @@ def _design(x, E, gradient: bool, sphere: bool):
     return G
 
 
+def gradient_features(x: Float[Array, "N d"], degree: int, *, sphere: bool = False) -> Float[Array, "N d K"]:
+    """Columns −∇ψ_k(x) (tangent on the sphere) of the monomials ψ_k of degree 1..``degree``: a field
+    −∇θ with θ = Σc_kψ_k is ``gradient_features(x, degree) @ c``."""
+    E = jnp.asarray(monomials(x.shape[-1], degree))
+    return jax.vmap(lambda xi: _design(xi, E, True, sphere))(x)
+
+
 def fit_field(
     x: Float[Array, "N d"],
     x_next: Float[Array, "N d"],

@@ -120,3 +120,23 @@ def test_evi_surrogate_on_point_masses_is_the_squared_distance():
     assert float(jnp.max(jnp.abs(S[-1]))) < 1e-9
     wrong = jnp.sum((x - x[0]) ** 2, axis=-1)
     assert float(jnp.max(jnp.abs(S - wrong))) > 0.1
+
+
+def test_rotational_energy_splits_gradients_from_rotations_on_the_sphere():
+    """R/E is 0 for a tangent gradient of a polynomial, ≈ 1 for a rotation field (divergence-free under the
+    uniform law, orthogonal to every gradient), and ε²-weighted for a mixture."""
+    from sinkflow.fit import gradient_features
+
+    N, d = 3000, 3
+    x = uniform(jax.random.PRNGKey(1), (N,), d, jnp.float64)
+    G = gradient_features(x, 2, sphere=True)
+    grad = G @ jnp.array([0.3, -1.0, 0.5, 0.7, 0.2, -0.4, 0.1, 0.9, -0.6])
+    Aanti = jnp.array([[0.0, 1.0, -0.5], [-1.0, 0.0, 0.3], [0.5, -0.3, 0.0]])
+    rot = x @ Aanti.T  # A x is tangent for antisymmetric A
+    R0, E0 = dg.rotational_energy(x, grad, degree=3, manifold="sphere")
+    assert float(R0 / E0) < 1e-20
+    R1, E1 = dg.rotational_energy(x, rot, degree=3, manifold="sphere")
+    assert float(R1 / E1) > 0.98
+    eps = 0.1
+    R2, _ = dg.rotational_energy(x, grad + eps * rot, degree=3, manifold="sphere", diffusivity=2.0)
+    assert float(R2) == pytest.approx(eps**2 * float(R1) / 2.0, rel=1e-6)
