@@ -114,6 +114,8 @@ class Config(StudyConfig):
     spread: float = param(0.5, "gauss1d: standard deviation of player i is 1 + spread·i", kind=float, lo=0.0)
     b: float = param(1.0, "running-cost weight b of (b/2)W₂²", kind=float, lo=0.0)
     epsilon: float = param(0.1, "entropic ε of the sphere's maps (squared chordal units; costs ≤ 4)", kind=float, lo=0.0, open="lo")
+    bary_iterations: int = param(10, "target=barycenter: warm fixed-point iterations per evaluation (it converges linearly; the last step is saved as barycenter_change)", kind=int, lo=1)
+    bary_tol: float = param(1e-3, "target=barycenter: fixed-point tolerance max|ΔX̄|", kind=float, lo=0.0, open="lo")
     T: float = param(4.0, "final time", kind=float, lo=0.0, open="lo")
     n_times: int = param(21, "save times in [0, T]", kind=int, lo=2)
     dt: float = param(0.05, "time step (stochastic Heun)", kind=float, lo=0.0, open="lo")
@@ -136,7 +138,7 @@ class Config(StudyConfig):
         require(self.n >= 4 or "gauss1d" not in self.system, "--n must be ≥ 4 for gauss1d (standard deviations).")
 
     def solver_provenance(self) -> dict:
-        return {"game": f"stochastic Heun (Heun at σ = 0), dt={self.dt}, projected on the sphere", "maps": f"exact sorted (gauss1d); ott Sinkhorn ε={self.epsilon} (sphere)", "equilibrium": f"damped forward–backward sweep, K={self.eq_steps} and {2 * self.eq_steps}"}
+        return {"game": f"stochastic Heun (Heun at σ = 0), dt={self.dt}, projected on the sphere", "maps": f"exact sorted (gauss1d); ott Sinkhorn ε={self.epsilon}, threshold 1e-3 (sphere); barycenter fixed point ≤ {self.bary_iterations} warm iterations to {self.bary_tol:g}", "equilibrium": f"damped forward–backward sweep, K={self.eq_steps} and {2 * self.eq_steps}"}
 
 
 PRESETS = {
@@ -186,7 +188,7 @@ def make_cell(cfg: Config, static: dict):
     if system == "gauss1d":
         ot, manifold, d = None, None, 1
     else:
-        ot, manifold, d = OT(epsilon=cfg.epsilon, threshold=1e-3, barycenter_tol=1e-3), "sphere", cfg.d
+        ot, manifold, d = OT(epsilon=cfg.epsilon, threshold=1e-3, barycenter_iterations=cfg.bary_iterations, barycenter_tol=cfg.bary_tol), "sphere", cfg.d
     n_max = max(cfg.N)
     # where the window check applies: the state after the last fixed window is compared with an uncoupled solve
     restart = cfg.T if (windows is None or saddle) else max((b for _, b in windows), default=0.0)
