@@ -61,6 +61,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .fit import gradient_features
+from .transport import OT, sinkhorn_divergence
+
 __all__ = [
     "MobilityStats",
     "mobility",
@@ -222,8 +225,6 @@ def ollivier_curvature(P: Float[Array, "n n"], dist: Float[Array, "n n"], *, eps
 
 def evi_surrogate(P: Float[Array, "L n n"], x: Float[Array, "L n d"], *, epsilon: float = 0.05, threshold: float = 1e-4) -> Float[Array, "L n"]:
     """S_ε(ρ_i^{(ℓ)}, ρ_i^{(L)}) for every layer ℓ and query i (see the module docstring); P's rows sum to 1."""
-    from .transport import OT, sinkhorn_divergence
-
     ot = OT(epsilon=epsilon, threshold=threshold)
     last_x, last_P = x[-1], P[-1]
 
@@ -248,8 +249,6 @@ def rotational_energy(
     (u = ∇_S β⁻¹log Σ_je^{β⟨x,x_j⟩}, resp. ∇_S (nβ)⁻¹Σ_je^{β⟨x,x_j⟩}), so R at the token level does not
     separate them; the configuration-space test :func:`rotational_fraction` does.
     """
-    from .fit import gradient_features
-
     N, d = x.shape
     w = jnp.full((N,), 1.0 / N, x.dtype) if weights is None else weights / jnp.sum(weights)
     G = gradient_features(x, degree, sphere=manifold == "sphere")  # (N, d, K): columns −∇ψ_k

@@ -47,11 +47,12 @@ from typing import NamedTuple
 
 import equinox as eqx
 import jax
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 from ott.geometry import costs, pointcloud
-from ott.problems.linear import linear_problem
+from ott.problems.linear import barycenter_problem, linear_problem
+from ott.solvers.linear import discrete_barycenter
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 from ott.tools import sinkhorn_divergence as ott_divergence
 
@@ -258,18 +259,13 @@ def fixed_barycenter(
 ) -> FixedBarycenter:
     """The entropic W₂ barycenter of N histograms on one support (ott's ``FixedBarycenter``, Janati et al. 2020;
     ``debiased`` removes the entropic blur). Converged when ott's marginal violation ≤ ``ot.threshold``."""
-    from ott.geometry import geometry as ott_geometry
-    from ott.problems.linear import barycenter_problem
-    from ott.solvers.linear import discrete_barycenter
-
     _check_cloud("support", support)
     if histograms.ndim != 2 or histograms.shape[1] != support.shape[0]:
         raise ValueError(f"histograms must have shape (N, m) with m = {support.shape[0]} support points, got {histograms.shape}.")
     N = histograms.shape[0]
     check_weights(weights, N)
     geom = pointcloud.PointCloud(support, support, epsilon=ot.epsilon, relative_epsilon=None)
-    cost = ott_geometry.Geometry(cost_matrix=geom.cost_matrix, epsilon=ot.epsilon, relative_epsilon=None)
-    problem = barycenter_problem.FixedBarycenterProblem(cost, histograms, jnp.asarray(weights, histograms.dtype))
+    problem = barycenter_problem.FixedBarycenterProblem(geom, histograms, jnp.asarray(weights, histograms.dtype))
     out = discrete_barycenter.FixedBarycenter(threshold=ot.threshold, max_iterations=ot.max_iterations, debiased=debiased)(problem)
     errs = out.errors
     last = jnp.min(jnp.where(errs >= 0, errs, jnp.inf))

@@ -39,6 +39,7 @@ decays exactly as e^{−2λt}.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import equinox as eqx
@@ -277,4 +278,4 @@ def _cold(game: Game) -> Game:
     if game.ot is None:
         return game
     ot = game.ot
-    return eqx.tree_at(lambda g: g.ot, game, OT(ot.epsilon, ot.threshold, ot.max_iterations, ot.cold_iterations, ot.barycenter_tol, ot.cold_iterations))
+    return eqx.tree_at(lambda g: g.ot, game, dataclasses.replace(ot, barycenter_iterations=ot.cold_iterations))
