@@ -52,14 +52,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sinkflow.attention import Attention, random_matrix
+from sinkflow.attention import Attention, random_matrix, restrict_to_span
 from sinkflow.checks import compare, worst_case
 from sinkflow.dynamics.attention import attention_field
 from sinkflow.estimators import decay_rate
-from sinkflow.options import PreciseSolverOptions, float_dtype, time_grid
+from sinkflow.options import PreciseSolverOptions, SpanReductionOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve, with_finiteness
-from sinkflow.sphere import normalize, uniform
+from sinkflow.sphere import normalize, span_basis, uniform
 from sinkflow.study import Study, param
 
 WINDOW = (1e-9, 1e-4)  # bottom: 100× above the solver floor (rtol 1e-11 on unit vectors)
@@ -67,7 +67,7 @@ MONOTONE_TOL = 1e-9  # growth allowed between saves of a non-increasing distance
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(PreciseSolverOptions):
+class Config(PreciseSolverOptions, SpanReductionOptions):
     d: tuple = param((3, 16), "ambient dimension", swept=True, static=True, kind=int, lo=2)
     n: tuple = param((8, 16), "number of tokens", swept=True, static=True, kind=int, lo=2)
     weights: tuple = param(("identity", "qk-gaussian"), "Q, K: identity or qk-gaussian (i.i.d. N(0, 1/d)); V = I", swept=True, static=True, kind=str, choices=("identity", "qk-gaussian"))
@@ -102,6 +102,9 @@ def make_cell(cfg: Config, static: dict):
         if kind == "qk-gaussian":
             Q, K = random_matrix(kq, d, "gaussian", dtype), random_matrix(kk, d, "gaussian", dtype)
         params = Attention(beta=beta, Q=Q, K=K, causal=True)
+        if cfg.reduces(d, n):  # the same draw in coordinates of its span, Q and K as the form UᵀKᵀQU: exact (V = I)
+            U, x0 = span_basis(x0)
+            params = restrict_to_span(params, U)
         lead = x0[0]
 
         def observable(t, x, a):

@@ -31,10 +31,10 @@ from sinkflow.checks import compare
 from sinkflow.dynamics import MODELS as NORMALIZATION_OF
 from sinkflow.dynamics.attention import attention_field
 from sinkflow.observables import interaction_energy
-from sinkflow.options import PreciseSolverOptions, float_dtype, time_grid
+from sinkflow.options import PreciseSolverOptions, SpanReductionOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve
-from sinkflow.sphere import normalize, uniform
+from sinkflow.sphere import normalize, span_coordinates, uniform
 from sinkflow.study import Study, param
 
 MODELS = ("sa", "usa", "sa-repulsive", "usa-repulsive")
@@ -54,7 +54,7 @@ def dissipation(x, params: Attention):
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(PreciseSolverOptions):
+class Config(PreciseSolverOptions, SpanReductionOptions):
     model: tuple = param(MODELS, "dynamics: sa, usa, and their V = −I versions", swept=True, static=True, kind=str, choices=MODELS)
     beta: tuple = param((0.5, 1.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
     n: int = param(16, "number of tokens", kind=int, lo=2)
@@ -91,6 +91,8 @@ def make_cell(cfg: Config, static: dict):
 
     def cell(values, key):
         x0 = uniform(key, (cfg.n,), cfg.d, dtype)
+        if cfg.reduces(cfg.d, cfg.n):  # the same draw in coordinates of its span: exact (V = ±I, E and dE/dt are Gram functions)
+            x0 = span_coordinates(x0)
         params = Attention(beta=values["beta"], value_scale=jnp.asarray(scale, dtype), normalization=normalization)
         sol = solve(field, (x0, jnp.zeros((), dtype)), ts, params, config=solver, observable=observable, project=project)
         return {"E": sol.ys[:, 0], "I": sol.ys[:, 1], "status": sol.status, "num_steps": sol.num_steps}

@@ -25,7 +25,7 @@ from sinkflow.attention import Attention
 from sinkflow.checks import compare
 from sinkflow.dynamics.attention import attention_field
 from sinkflow.observables import cosine_histogram, pairwise_cosines
-from sinkflow.options import SolverOptions, float_dtype, time_grid
+from sinkflow.options import SolverOptions, SpanReductionOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve
 from sinkflow.sphere import normalize, span_coordinates, uniform
@@ -33,7 +33,7 @@ from sinkflow.study import Study, param
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SolverOptions):
+class Config(SolverOptions, SpanReductionOptions):
     d: tuple = param((2, 8, 32, 128), "ambient dimension", swept=True, static=True, kind=int, lo=2)
     n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int, lo=2)
     beta: tuple = param((1.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
@@ -41,10 +41,6 @@ class Config(SolverOptions):
     n_times: int = param(16, "number of save times in [0, T]", kind=int, lo=2)
     realizations: int = param(256, "i.i.d. uniform starts per cell", kind=int, lo=1)
     bins: int = param(40, "histogram bins on [−1, 1]", kind=int, lo=2, hi=10_000)
-    reduce: str = param("auto", "exact span reduction for d > n (V = I: the span of the start is invariant; sphere.span_coordinates): auto or off", kind=str, choices=("auto", "off"))
-
-    def solver_provenance(self) -> dict:
-        return super().solver_provenance() | {"span_reduction": "d > n cells solved in the n-dimensional span of their start (exact)" if self.reduce == "auto" else "off"}
 
 
 PRESETS = {
@@ -70,7 +66,7 @@ def make_cell(cfg: Config, static: dict):
 
     def cell(values, key):
         x0 = uniform(key, (R, n), d, dtype)
-        if cfg.reduce == "auto" and d > n:  # the same draw in coordinates of its span: every cosine is kept
+        if cfg.reduces(d, n):  # the same draw in coordinates of its span: every cosine is kept
             x0 = span_coordinates(x0)
         params = Attention(beta=values["beta"])
         sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize, batch_ndim=1)

@@ -27,15 +27,15 @@ from sinkflow.checks import compare
 from sinkflow.dynamics import MODELS
 from sinkflow.dynamics.attention import attention_field
 from sinkflow.observables import offdiag_cosine_stats
-from sinkflow.options import PreciseSolverOptions, float_dtype, time_grid
+from sinkflow.options import PreciseSolverOptions, SpanReductionOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve
-from sinkflow.sphere import normalize, orthonormal_frame
+from sinkflow.sphere import normalize, orthonormal_frame, span_coordinates
 from sinkflow.study import Study, param, require
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(PreciseSolverOptions):
+class Config(PreciseSolverOptions, SpanReductionOptions):
     model: tuple = param(("sa", "usa"), "dynamics: sa (softmax) and/or usa (1/n)", swept=True, static=True, kind=str, choices=theory.MODELS)
     n: tuple = param((8,), "number of tokens (n ≤ d)", swept=True, static=True, kind=int, lo=2)
     beta: tuple = param((0.0, 0.5, 1.0, 2.0, 4.0), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
@@ -65,6 +65,8 @@ def make_cell(cfg: Config, static: dict):
 
     def cell(values, key):
         x0 = orthonormal_frame(n, cfg.d, key, dtype)
+        if cfg.reduces(cfg.d, n):  # the same frame in coordinates of its span: exact (V = I, cosines only)
+            x0 = span_coordinates(x0)
         params = Attention(beta=values["beta"], normalization=MODELS[model])
         sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize)
         return {"gamma": sol.ys[:, 0], "gamma_min": sol.ys[:, 1], "gamma_max": sol.ys[:, 2], "status": sol.status, "num_steps": sol.num_steps}

@@ -37,7 +37,7 @@ from sinkflow.dynamics.attention import attention_field, attention_field_unnorma
 from sinkflow.estimators import transition_times
 from sinkflow.grid import parse_grid
 from sinkflow.observables import close_pair_fraction
-from sinkflow.options import SolverOptions, float_dtype, time_grid
+from sinkflow.options import SolverOptions, SpanReductionOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve, with_finiteness
 from sinkflow.sphere import normalize, span_coordinates, uniform
@@ -45,7 +45,7 @@ from sinkflow.study import Study, param
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SolverOptions):
+class Config(SolverOptions, SpanReductionOptions):
     d: tuple = param((2, 8, 32, 128, 512, 1024), "ambient dimension (sphere S^{d-1})", swept=True, static=True, kind=int, lo=2)
     n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int, lo=2)
     beta: tuple = param(parse_grid("lin:0:9:46"), "inverse temperature β ≥ 0", swept=True, kind=float, lo=0.0)
@@ -54,10 +54,6 @@ class Config(SolverOptions):
     n_times: int = param(301, "number of save times in [0, T]", kind=int, lo=2)
     realizations: int = param(1024, "i.i.d. uniform starts per cell", kind=int, lo=1)
     model: str = param("sa", "dynamics: sa (softmax) or usa (1/n)", kind=str, choices=("sa", "usa"))
-    reduce: str = param("auto", "exact span reduction for d > n (V = I: the span of the start is invariant; sphere.span_coordinates): auto or off", kind=str, choices=("auto", "off"))
-
-    def solver_provenance(self) -> dict:
-        return super().solver_provenance() | {"span_reduction": "d > n cells solved in the n-dimensional span of their start (exact)" if self.reduce == "auto" else "off"}
 
 
 
@@ -92,7 +88,7 @@ def make_chunk(cfg: Config, static: dict):
     def chunk(values, keys):
         C = keys.shape[0]
         x0 = jax.vmap(lambda k: uniform(k, (R, n), d, dtype))(keys).reshape(C * R, n, d)
-        if cfg.reduce == "auto" and d > n:  # the same draw, in coordinates of its span: every ⟨x_i, x_j⟩ is kept
+        if cfg.reduces(d, n):  # the same draw, in coordinates of its span: every ⟨x_i, x_j⟩ is kept
             x0 = span_coordinates(x0)
         beta = jnp.repeat(values["beta"].astype(dtype), R)
         frac, code, steps = map_batches(solve_piece, (x0, beta), default_piece())

@@ -19,6 +19,11 @@ Weights (``--weights``):
 - ``layerwise``: Q, K Gaussian redrawn at every unit of time (a layer),
   V = I, solved layer by layer (:func:`sinkflow.solve.solve_layers`).
 
+Cells with V = I (identity, qk-gaussian, qk-goe, layerwise) and d > n are solved in the
+n-dimensional span of their start, with Q, K acting through the form UᵀKᵀQU on it
+(:func:`sinkflow.attention.restrict_to_span`; exact, ``--reduce off`` to compare). The V ≠ I
+kinds move tokens out of that span and are solved in R^d.
+
 Checks
 - *exponential clustering for d ≥ n, V = I, arbitrary Q, K* (GLPR Thm 6.3; the
   cone-collapse argument of Lemma 6.4 only uses that attention weights are
@@ -44,17 +49,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from sinkflow import theory
-from sinkflow.attention import Attention, random_matrix
+from sinkflow.attention import Attention, random_matrix, restrict_to_span
 from sinkflow.checks import compare, worst_case
 from sinkflow.dynamics import MODELS
 from sinkflow.dynamics.attention import attention_field
 from sinkflow.estimators import decay_rate
 from sinkflow.grid import parse_grid
 from sinkflow.observables import close_pair_fraction, one_minus_cosine
-from sinkflow.options import SolverOptions, float_dtype, time_grid
+from sinkflow.options import SolverOptions, SpanReductionOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import solve, solve_layers, with_finiteness
-from sinkflow.sphere import normalize, uniform
+from sinkflow.sphere import normalize, span_basis, uniform
 from sinkflow.study import Study, param, require
 
 WEIGHTS = ("identity", "qk-gaussian", "qk-goe", "v-wishart", "v-qk", "v-minus-qk", "layerwise")
@@ -63,7 +68,7 @@ GAP_WINDOW = (1e-24, 1e-10)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SolverOptions):
+class Config(SolverOptions, SpanReductionOptions):
     d: tuple = param((2, 8, 32, 128), "ambient dimension (sphere S^{d-1})", swept=True, static=True, kind=int, lo=2)
     n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int, lo=2)
     weights: tuple = param(WEIGHTS, f"random weights: {', '.join(WEIGHTS)}", swept=True, static=True, kind=str, choices=WEIGHTS)
@@ -125,16 +130,21 @@ def make_cell(cfg: Config, static: dict):
     def one(key, beta):
         kx, kw = jax.random.split(key)
         x0 = uniform(kx, (n,), d, dtype)
+        reduced = cfg.reduces(d, n) and kind in V_IDENTITY
+        if reduced:  # the same draw in coordinates of its span, Q and K as the form UᵀKᵀQU on it: exact
+            U, x0 = span_basis(x0)
         if kind == "layerwise":
             keys = jax.random.split(kw, L)
             Qs = jax.vmap(lambda k: random_matrix(jax.random.fold_in(k, 0), d, "gaussian", dtype))(keys)
             Ks = jax.vmap(lambda k: random_matrix(jax.random.fold_in(k, 1), d, "gaussian", dtype))(keys)
             params = Attention(beta=jnp.full((L,), beta), Q=Qs, K=Ks, value_scale=jnp.ones((L,), dtype), normalization=normalization)
+            params = restrict_to_span(params, U) if reduced else params
             ts_layer = np.linspace(0.0, 1.0, (cfg.n_times - 1) // L + 1)
             sol = solve_layers(attention_field, x0, ts_layer, params, config=solver, observable=observable, project=normalize)
         else:
             Q, K, V = draw_weights(kw, d, kind, cfg.v_scale, dtype)
             params = Attention(beta=beta, Q=Q, K=K, V=V, normalization=normalization)
+            params = restrict_to_span(params, U) if reduced else params
             sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize)
         return sol.ys, sol.final_status(), sol.num_steps
 

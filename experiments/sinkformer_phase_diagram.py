@@ -38,18 +38,18 @@ from sinkflow.dynamics.attention import attention_field
 from sinkflow.entropy import kl_entropy
 from sinkflow.estimators import transition_times
 from sinkflow.observables import close_pair_fraction
-from sinkflow.options import SinkhornOptions, SolverOptions, float_dtype, time_grid
+from sinkflow.options import SinkhornOptions, SolverOptions, SpanReductionOptions, float_dtype, time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.sinkhorn import sink_functional, sinkhorn
 from sinkflow.solve import solve, with_finiteness
-from sinkflow.sphere import normalize, uniform
+from sinkflow.sphere import normalize, span_coordinates, uniform
 from sinkflow.study import Study, param
 
 MODELS = ("sa", "usa", "sinkformer")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(SolverOptions, SinkhornOptions):
+class Config(SolverOptions, SinkhornOptions, SpanReductionOptions):
     model: tuple = param(MODELS, "dynamics: sa, usa, sinkformer", swept=True, static=True, kind=str, choices=MODELS)
     d: tuple = param((2, 8, 32, 128), "ambient dimension", swept=True, static=True, kind=int, lo=2)
     n: tuple = param((32,), "number of tokens", swept=True, static=True, kind=int, lo=2)
@@ -97,9 +97,11 @@ def make_cell(cfg: Config, static: dict):
             xh = normalize(x)
             c = beta * jnp.einsum("...id,...jd->...ij", xh, xh)
             W, info = sinkhorn(c, cfg.sinkhorn_spec(jnp.asarray(cfg.epsilon, dtype), symmetric_kernel=True))
-            return close_pair_fraction(xh, cfg.delta), kl_entropy(xh, metric="geodesic"), sink_functional(c, W, cfg.epsilon), info.error
+            return close_pair_fraction(xh, cfg.delta), kl_entropy(xh, metric="geodesic", ambient=d), sink_functional(c, W, cfg.epsilon), info.error
 
         x0 = uniform(_common_key(cfg.seed, d, n, beta), (R, n), d, dtype)
+        if cfg.reduces(d, n):  # the same draw in coordinates of its span (V = I for all three models): exact
+            x0 = span_coordinates(x0)
         sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize, batch_ndim=1)
         frac, H, F, err = sol.ys  # (t, R)
         return {

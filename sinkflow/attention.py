@@ -43,6 +43,7 @@ from .sinkhorn import Sinkhorn, sinkhorn
 __all__ = [
     "Attention",
     "attend_rows",
+    "restrict_to_span",
     "attend_at",
     "NORMALIZATIONS",
     "logits",
@@ -100,6 +101,22 @@ def _qk(x: Array, p: Attention) -> tuple[Array, Array]:
 def _values(x: Array, p: Attention) -> Array:
     v = x if p.V is None else x @ p.V.T
     return p.value_scale * v
+
+
+def restrict_to_span(p: Attention, U: Float[Array, "d m"]) -> Attention:
+    """The head acting on coordinates c ∈ R^m of points x = cUᵀ in the span of U's orthonormal columns
+    (:func:`sinkflow.sphere.span_basis`): ⟨Qx_i, Kx_j⟩ = ⟨A c_i, c_j⟩ with A = UᵀKᵀQU (m × m), so the
+    reduced head has Q = A and K = I. Stacked per-layer Q, K (L, d, d) give A of shape (L, m, m).
+    Exact only with V = I (``value_scale`` may be any scalar): with V ≠ I the velocity leaves the span,
+    so such a head is refused."""
+    if p.V is not None:
+        raise ValueError("restrict_to_span needs V = I (V = None): with V ≠ I the velocities leave the span of the tokens.")
+    if p.Q is None and p.K is None:
+        return p
+    QU = U if p.Q is None else p.Q @ U
+    KU = U if p.K is None else p.K @ U
+    A = jnp.swapaxes(KU, -1, -2) @ QU  # UᵀKᵀQU
+    return eqx.tree_at(lambda a: (a.Q, a.K), p, (A, None), is_leaf=lambda v: v is None)
 
 
 def _allowed(p: Attention, n: int, rows: Array | None = None, cols: Array | None = None) -> Array | None:

@@ -3,6 +3,8 @@
     sinkflow list
     sinkflow run STUDY [--preset paper|small] [--PARAM GRID ...] --out DIR
                  [--chunk-size K] [--devices N] [--shard i/N] [--no-resume]
+                 [--distributed auto|on|off] [--coordinator HOST:PORT
+                  --num-processes N --process-id I]
                  [--no-plot] [--no-check] [--progress|--no-progress]
     sinkflow plot DIR          figures from DIR/results.nc only (never re-simulates)
     sinkflow check DIR         theorem checks; exit status 1 if any fails
@@ -95,6 +97,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         sp.add_argument("--chunk-size", type=int, default=None, help="cells per compiled call (default: 8 per device)")
         sp.add_argument("--devices", type=int, default=None, help="use the first N visible devices (default: all)")
         sp.add_argument("--shard", default="0/1", help="i/N: this process runs every N-th cell from the i-th (merge with `sinkflow merge`)")
+        sp.add_argument("--distributed", choices=("auto", "on", "off"), default="auto", help="one sweep over many processes/hosts through jax.distributed: on, off, or auto (on under srun/mpirun with several tasks or with JAX_COORDINATOR_ADDRESS set)")
+        sp.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="distributed: process 0's address (with --num-processes and --process-id; default: detected from the cluster)")
+        sp.add_argument("--num-processes", type=int, default=None, help="distributed: number of processes")
+        sp.add_argument("--process-id", type=int, default=None, help="distributed: this process's index in [0, N)")
         sp.add_argument("--no-resume", dest="resume", action="store_false", help="refuse to continue a directory that has finished chunks")
         sp.add_argument("--no-plot", dest="plot", action="store_false", help="do not draw figures after the run")
         sp.add_argument("--no-check", dest="check", action="store_false", help="do not run theorem checks after the run")
@@ -117,6 +123,21 @@ def _parse_shard(text: str) -> tuple[int, int]:
     if not (n >= 1 and 0 <= i < n):
         raise ValueError(f"--shard {text!r}: need N ≥ 1 and 0 ≤ i < N.")
     return i, n
+
+
+def _cluster(args):
+    """This process's :class:`~sinkflow.distributed.Cluster`: jax.distributed started when asked
+    (``--distributed on``, or ``auto`` in a detected multi-process launch or with --coordinator)."""
+    from . import distributed
+
+    explicit = any(v is not None for v in (args.coordinator, args.num_processes, args.process_id))
+    if args.distributed == "off":
+        if explicit:
+            raise ValueError("--coordinator/--num-processes/--process-id describe a distributed run; drop --distributed off.")
+        return distributed.LOCAL
+    if args.distributed == "on" or explicit or distributed.detected():
+        return distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    return distributed.LOCAL
 
 
 def _config_from_args(study, args):
@@ -150,15 +171,19 @@ def _cmd_run(args) -> int:
     study = studies.get(args.study)
     cfg = _config_from_args(study, args)
     shard = _parse_shard(args.shard)
-    print(f"study {study.name}: {study.title}")
-    print(_describe_grid(study, cfg), flush=True)
+    cluster = _cluster(args)
+    if cluster.leader:
+        print(f"study {study.name}: {study.title}")
+        print(_describe_grid(study, cfg), flush=True)
+    if cluster.count > 1:
+        print(f"process {cluster.index} of {cluster.count} (jax.distributed)", flush=True)
     import jax
 
     if cfg.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     from .sweep import run_sweep
 
-    rep = run_sweep(study, cfg, args.out, chunk_size=args.chunk_size, devices=args.devices, shard=shard, resume=args.resume, progress=args.progress, argv=args.argv)
+    rep = run_sweep(study, cfg, args.out, chunk_size=args.chunk_size, devices=args.devices, shard=shard, resume=args.resume, progress=args.progress, argv=args.argv, cluster=cluster)
     print(
         f"{rep.computed} cells computed, {rep.skipped} already finished, {rep.failed} failed, "
         f"{rep.chunks} chunks, {rep.compiles} compiles, {rep.seconds:.1f} s → {rep.out}"
@@ -167,6 +192,9 @@ def _cmd_run(args) -> int:
     if rep.failed:
         print(f"warning: {rep.failed} cell(s) failed (non-finite state or solver failure); see the 'status' variable.", file=sys.stderr)
         status = 1
+    if not cluster.leader:
+        print(f"process {cluster.index}: its chunks are written; process 0 merges, plots and checks.")
+        return status
     if not rep.merged:
         print(f"this shard is done; the grid is incomplete until all shards finish, then run `sinkflow merge {args.out}`.")
         return status

@@ -85,15 +85,23 @@ def _knn_radius(x: Float[Array, "N m"], k: int, metric: str, block: int) -> Floa
 
 
 def kl_entropy(
-    x: Float[Array, "... N dim"], k: int = 1, metric: str = "euclidean", block: int = 1024
+    x: Float[Array, "... N dim"], k: int = 1, metric: str = "euclidean", block: int = 1024, ambient: int | None = None
 ) -> Float[Array, "..."]:
-    """Kozachenko–Leonenko entropy of the samples ``x`` (leading dims are batches; see the module docstring)."""
+    """Kozachenko–Leonenko entropy of the samples ``x`` (leading dims are batches; see the module docstring).
+
+    ``ambient`` is the dimension of the space the samples stand for when ``x`` holds their coordinates in
+    an orthonormal basis of their span (:func:`sinkflow.sphere.span_basis`): distances are the same, and
+    the estimator's dimension m is taken from ``ambient`` instead of ``x.shape[-1]``."""
     if metric not in METRICS:
         raise ValueError(f"kl_entropy(metric={metric!r}) is not known; use one of {METRICS}.")
     N, dim = x.shape[-2], x.shape[-1]
+    if ambient is not None:
+        if int(ambient) < dim:
+            raise ValueError(f"kl_entropy(ambient={ambient}) must be at least the coordinates' dimension {dim}.")
     if not isinstance(k, int) or k < 1 or k >= N:
         raise ValueError(f"kl_entropy needs an integer 1 ≤ k < N (N = {N} samples), got k={k!r}.")
-    m = dim if metric == "euclidean" else dim - 1
+    m0 = dim if ambient is None else int(ambient)
+    m = m0 if metric == "euclidean" else m0 - 1
     if m < 1:
         raise ValueError("kl_entropy(metric='geodesic') needs points on S^{d−1} with d ≥ 2.")
     block = max(1, min(block, N))

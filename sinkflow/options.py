@@ -1,4 +1,5 @@
-"""Config option groups that several studies share: the time stepper and the Sinkhorn normalisation.
+"""Config option groups that several studies share: the time stepper, the Sinkhorn normalisation and
+the exact span reduction.
 
 Each is a frozen dataclass mixin of :class:`~sinkflow.study.StudyConfig` whose fields
 carry their allowed values (validated by ``StudyConfig``), a method that builds the
@@ -19,7 +20,7 @@ from .sinkhorn import BACKENDS, MODES, Sinkhorn
 from .solve import ADAPTIVE_METHODS, FIXED_METHODS, SolverConfig
 from .study import StudyConfig, param
 
-__all__ = ["SolverOptions", "PreciseSolverOptions", "SinkhornOptions", "float_dtype", "time_grid"]
+__all__ = ["SolverOptions", "PreciseSolverOptions", "SinkhornOptions", "SpanReductionOptions", "float_dtype", "time_grid"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +93,23 @@ class SinkhornOptions(StudyConfig):
             self.sinkhorn_spec(1.0, symmetric_kernel=True)
         except ValueError as e:
             raise ValueError(f"Sinkhorn options: {e}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanReductionOptions(StudyConfig):
+    """The exact span reduction of V = I attention dynamics (:func:`sinkflow.sphere.span_basis`): a d > n
+    cell is solved in the n-dimensional span of its start, on the same uniform draw expressed in
+    coordinates of that span. Exact for every observable made of inner products; a study mixes this
+    in only where its dynamics have V = I and no ambient noise, and its observables are such."""
+
+    reduce: str = param("auto", "exact span reduction for d > n (V = I: the span of the start is invariant; sphere.span_basis): auto or off", kind=str, choices=("auto", "off"))
+
+    def reduces(self, d: int, n: int) -> bool:
+        """Whether a cell of dimension d with n tokens is solved in its span."""
+        return self.reduce == "auto" and int(d) > int(n)
+
+    def solver_provenance(self) -> dict:
+        return {**super().solver_provenance(), "span_reduction": "d > n cells solved in the n-dimensional span of their start (exact)" if self.reduce == "auto" else "off"}
 
 
 def float_dtype(cfg):

@@ -41,6 +41,7 @@ __all__ = [
     "random_orthogonal",
     "circle",
     "tangent_divergence",
+    "span_basis",
     "span_coordinates",
 ]
 
@@ -173,14 +174,22 @@ def tangent_divergence(f, x: Float[Array, " d"]) -> Float[Array, ""]:
     return trPJ - (d - 1) * jnp.dot(x, fx)
 
 
-def span_coordinates(x: Float[Array, "... n d"]) -> Float[Array, "... n n"]:
-    """Coordinates of n points of R^d (d > n) in an orthonormal basis U (d × n) of their span: with
-    xᵀ = UR (reduced QR), x = RᵀUᵀ and the coordinates are c = xU = Rᵀ. Every inner product is kept,
-    ⟨c_i, c_j⟩ = ⟨x_i, x_j⟩, and |c_i| = |x_i|. With V = I (any Q, K) every attention velocity lies in
-    span{x_j}, so the span of the start is invariant and the dynamics of c are the same ODE in R^n with
-    the bilinear form UᵀQᵀKU (= I when Q = K = I): exact, not an approximation, at O(n³) instead of
-    O(n²d) per step. (Not with V ≠ I, nor with noise in the ambient space.)"""
+def span_basis(x: Float[Array, "... n d"]) -> tuple[Float[Array, "... d n"], Float[Array, "... n n"]]:
+    """An orthonormal basis U (d × n) of the span of n points of R^d (d > n) and their coordinates
+    c = xU in it: with xᵀ = UR (reduced QR), x = RᵀUᵀ and c = Rᵀ. Every inner product is kept,
+    ⟨c_i, c_j⟩ = ⟨x_i, x_j⟩, and x = cUᵀ recovers the points.
+
+    Why: with V = I (any Q, K, any normalisation, masks included) every attention velocity lies in
+    span{x_j}, so the span of the start is invariant and the dynamics of c are the same ODE in R^n
+    with the bilinear form UᵀQᵀKU (:func:`sinkflow.attention.restrict_to_span`; = I when Q = K = I):
+    exact, not an approximation, at O(n³) instead of O(n²d) per step. It does not apply with V ≠ I,
+    nor with noise in the ambient space (the noise leaves the span)."""
     if x.shape[-1] <= x.shape[-2]:
-        raise ValueError(f"span_coordinates reduces d > n; got n = {x.shape[-2]}, d = {x.shape[-1]}.")
-    _, r = jnp.linalg.qr(jnp.swapaxes(x, -1, -2))  # (…, d, n) = U (…, d, n) · R (…, n, n)
-    return jnp.swapaxes(r, -1, -2)
+        raise ValueError(f"the span reduction needs d > n; got n = {x.shape[-2]}, d = {x.shape[-1]}.")
+    u, r = jnp.linalg.qr(jnp.swapaxes(x, -1, -2))  # (…, d, n) = U (…, d, n) · R (…, n, n)
+    return u, jnp.swapaxes(r, -1, -2)
+
+
+def span_coordinates(x: Float[Array, "... n d"]) -> Float[Array, "... n n"]:
+    """The coordinates c = xU of :func:`span_basis` alone (enough when Q = K = V = I)."""
+    return span_basis(x)[1]

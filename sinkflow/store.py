@@ -201,9 +201,20 @@ class Store:
             return None
         return json.loads(self.manifest_path.read_text())
 
-    def open(self, manifest: dict, resume: bool = True) -> None:
-        """Create the store or check that it belongs to the same base hash."""
+    def open(self, manifest: dict, resume: bool = True, follower: bool = False) -> None:
+        """Create the store or check that it belongs to the same base hash. ``follower``: another
+        process of the same distributed run (process 0) has opened it; check that its manifest is
+        this run's, and take no lock and write nothing."""
         self.base_hash = manifest["base_hash"]
+        if follower:
+            old = self.manifest()
+            if old is None or old.get("base_hash") != manifest["base_hash"]:
+                raise ValueError(
+                    f"{self.root}: process 0 of this distributed run opened it, but its manifest is "
+                    f"{'missing' if old is None else 'of run ' + str(old.get('base_hash'))} (this process: {manifest['base_hash']}). "
+                    "Every process must run the same command with the same code, and see the same shared --out directory."
+                )
+            return
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"--out {self.root} is a file, not a directory; give a directory (it is created if missing).")
         writable_parent = next((q for q in [self.root, *self.root.parents] if q.exists()), Path("."))

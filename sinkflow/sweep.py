@@ -17,6 +17,12 @@ config and an output directory. It
 5. when the whole grid is present, merges it into ``results.nc`` with
    provenance attributes.
 
+In a ``jax.distributed`` run (``cluster``, :mod:`sinkflow.distributed`) process 0
+opens the store, every process lists the finished chunks, and after a barrier
+each computes every P-th chunk of the common ordered plan on its local devices;
+process 0 merges after a second barrier. The chunks are a one-process run's, so
+the results are that run's bit for bit.
+
 Keys: ``key(seed)`` folded with two words of sha256(cell label), so a cell's
 draws depend on its parameters and the seed only.
 """
@@ -40,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from .distributed import BARRIER_TIMEOUT_S, LOCAL, Cluster
 from .precision import MATMUL_PRECISION, with_exact_matmuls
 from .progress import Progress
 from .store import Store, cell_label, code_hash, label_key_words, provenance
@@ -177,11 +184,14 @@ def run_sweep(
     resume: bool = True,
     progress: bool | None = None,
     argv: list[str] | None = None,
+    cluster: Cluster = LOCAL,
 ) -> SweepReport:
-    """Run (or resume) a sweep into ``out``; see the module docstring."""
+    """Run (or resume) a sweep into ``out``; see the module docstring. ``cluster``: this process's
+    place in a ``jax.distributed`` run (:mod:`sinkflow.distributed`); each process computes every
+    P-th chunk on its local devices and process 0 merges."""
     t_start = time.perf_counter()
     dtype = _dtype(cfg)
-    all_devices = jax.devices()
+    all_devices = jax.local_devices()
     if devices is not None:
         if not (1 <= devices <= len(all_devices)):
             raise ValueError(f"--devices {devices}: this process sees {len(all_devices)} device(s); use 1..{len(all_devices)}.")
@@ -190,6 +200,8 @@ def run_sweep(
     i_shard, n_shard = shard
     if not (n_shard >= 1 and 0 <= i_shard < n_shard):
         raise ValueError(f"--shard {i_shard}/{n_shard}: need 0 ≤ i < N.")
+    if cluster.count > 1 and n_shard > 1:
+        raise ValueError("--shard splits a sweep by hand; a distributed run splits it itself: use one or the other.")
     if chunk_size is None:
         chunk_size = default_chunk_size(nd)
     if chunk_size < 1:
@@ -211,14 +223,46 @@ def run_sweep(
         "matmul_precision": MATMUL_PRECISION,
         "solver": cfg.solver_provenance(),
         "argv": list(argv) if argv is not None else list(sys.argv),
-        "devices": [str(d) for d in all_devices],
+        "devices": _devices_used(all_devices, cluster),
     }
+    manifest = json.loads(json.dumps(manifest, default=str))
     try:
-        store.open(json.loads(json.dumps(manifest, default=str)), resume=resume)
+        _open_store(store, manifest, resume, cluster)
         with _StopAfterChunk() as stop:
-            return _run_locked(study, cfg, store, manifest, stop, chunk_size=chunk_size, all_devices=all_devices, mesh=mesh, shard=shard, resume=resume, progress=progress, dtype=dtype, t_start=t_start, out=out)
+            return _run_locked(study, cfg, store, manifest, stop, chunk_size=chunk_size, all_devices=all_devices, mesh=mesh, shard=shard, resume=resume, progress=progress, dtype=dtype, t_start=t_start, out=out, cluster=cluster)
     finally:
         store.close()
+
+
+def _devices_used(local: list, cluster: Cluster) -> list[str]:
+    """The devices a run uses: this process's, or in a distributed run the same number of local
+    devices of every process (process 0 records them all)."""
+    if cluster.count == 1:
+        return [str(d) for d in local]
+    per = defaultdict(list)
+    for d in jax.devices():
+        per[d.process_index].append(d)
+    return [f"{d} (process {p})" for p in sorted(per) for d in per[p][: len(local)]]
+
+
+def _open_store(store: Store, manifest: dict, resume: bool, cluster: Cluster) -> None:
+    """Open the store: in a distributed run process 0 alone takes the lock and writes or checks the
+    manifest, then tells the others whether it could (they refuse with its message if not)."""
+    if cluster.count == 1:
+        store.open(manifest, resume=resume)
+        return
+    if cluster.leader:
+        try:
+            store.open(manifest, resume=resume)
+        except Exception as e:
+            cluster.broadcast("open", f"error: {e}")
+            raise
+        cluster.broadcast("open", "ok")
+    else:
+        said = cluster.broadcast("open")
+        if said != "ok":
+            raise ValueError(f"process 0 could not open the store: {said.removeprefix('error: ')}")
+        store.open(manifest, resume=resume, follower=True)
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -255,27 +299,17 @@ class _StopAfterChunk:
         return False
 
 
-def _run_locked(study, cfg, store, manifest, stop, *, chunk_size, all_devices, mesh, shard, resume, progress, dtype, t_start, out) -> SweepReport:
+def _plan_chunks(study, cfg, todo: list[Cell], chunk_size: int, all_devices: list) -> list[tuple[dict, int, list[Cell]]]:
+    """The ordered chunks (static values, padded size, cells) of the cells to compute: grouped by
+    static values (one compile each), each group cut into balanced chunks of one padded size."""
     nd = len(all_devices)
-    i_shard, n_shard = shard
-    axes = study.axes(cfg)
-
-    cells = grid_cells(study, cfg)
-    mine = [c for c in cells if c.index % n_shard == i_shard]
-    done = store.finished_labels() if resume else set()
-    todo = [c for c in mine if c.label not in done]
-    static_names = [a[0] for a in axes if a[2]]
-    traced_names = [a[0] for a in axes if not a[2]]
+    static_names = [a[0] for a in study.axes(cfg) if a[2]]
     groups: dict[tuple, list[Cell]] = defaultdict(list)
     for c in todo:
         groups[tuple(c.values[s] for s in static_names)].append(c)
-
-    bar = Progress(total=len(mine), done=len(mine) - len(todo), enabled=progress)
-    failed = computed = n_chunks = compiles = 0
+    plan = []
     for static_key, group in groups.items():
         static = dict(zip(static_names, static_key))
-        fn = _build_chunk_fn(study, cfg, static, mesh)
-        compiles += 1
         # A group smaller than a chunk is padded only to the next multiple of the device
         # count (padding a 1-cell group to 8 cells computed 8× the work); all chunks of a
         # group share one shape, so still one compile per group.
@@ -283,31 +317,62 @@ def _run_locked(study, cfg, store, manifest, stop, *, chunk_size, all_devices, m
         if study.cell_bytes is not None:
             size = _fitting_chunk(size, nd, int(study.cell_bytes(cfg, static)), memory_budget(all_devices))
         size = _balanced_chunk(len(group), size, nd)
-        for start in range(0, len(group), size):
-            part = group[start : start + size]
-            padded = part + [part[-1]] * (size - len(part))
-            values = {k: jnp.asarray(np.asarray([c.values[k] for c in padded]), dtype=_axis_dtype(padded[0].values[k], dtype)) for k in traced_names}
-            keys = cell_keys(cfg.seed, [c.label for c in padded])
-            res = fn(values, keys)
-            res = jax.tree.map(lambda a: np.asarray(a)[: len(part)], res)
-            res = _with_status(study, res, len(part))
-            store.write_chunk(
-                [c.label for c in part],
-                {k: [c.values[k] for c in part] for k in static_names + traced_names},
-                res,
-                study.output_dims,
-            )
-            nfail = int(np.count_nonzero(res["status"] != 0))
-            failed += nfail
-            computed += len(part)
-            n_chunks += 1
-            bar.update(len(part), nfail)
-            if stop.requested:
-                bar.close()
-                raise SweepInterrupted(f"interrupted: {computed} cells computed in {n_chunks} chunks this run, all written to {store.chunks}; run the same command to resume")
+        plan += [(static, size, group[start : start + size]) for start in range(0, len(group), size)]
+    return plan
+
+
+def _run_locked(study, cfg, store, manifest, stop, *, chunk_size, all_devices, mesh, shard, resume, progress, dtype, t_start, out, cluster) -> SweepReport:
+    i_shard, n_shard = shard
+    axes = study.axes(cfg)
+
+    cells = grid_cells(study, cfg)
+    mine = [c for c in cells if c.index % n_shard == i_shard]
+    done = store.finished_labels() if resume else set()
+    cluster.barrier("listed")  # every process has listed the finished chunks before any writes a new one
+    todo = [c for c in mine if c.label not in done]
+    static_names = [a[0] for a in axes if a[2]]
+    traced_names = [a[0] for a in axes if not a[2]]
+    plan = _plan_chunks(study, cfg, todo, chunk_size, all_devices)
+    plan = plan[cluster.index :: cluster.count]  # a distributed run: every P-th chunk, the same chunks as one process would make
+    if cluster.count > 1:
+        mine = [c for c in mine if c.label in done] + [c for _, _, part in plan for c in part]
+    skipped = len(mine) - sum(len(part) for _, _, part in plan)
+
+    bar = Progress(total=len(mine), done=skipped, enabled=progress)
+    failed = computed = n_chunks = compiles = 0
+    fns: dict[tuple, Any] = {}
+    for static, size, part in plan:
+        key = tuple(static.items())
+        if key not in fns:
+            fns[key] = _build_chunk_fn(study, cfg, static, mesh)
+            compiles += 1
+        fn = fns[key]
+        padded = part + [part[-1]] * (size - len(part))
+        values = {k: jnp.asarray(np.asarray([c.values[k] for c in padded]), dtype=_axis_dtype(padded[0].values[k], dtype)) for k in traced_names}
+        keys = cell_keys(cfg.seed, [c.label for c in padded])
+        res = fn(values, keys)
+        res = jax.tree.map(lambda a: np.asarray(a)[: len(part)], res)
+        res = _with_status(study, res, len(part))
+        store.write_chunk(
+            [c.label for c in part],
+            {k: [c.values[k] for c in part] for k in static_names + traced_names},
+            res,
+            study.output_dims,
+        )
+        nfail = int(np.count_nonzero(res["status"] != 0))
+        failed += nfail
+        computed += len(part)
+        n_chunks += 1
+        bar.update(len(part), nfail)
+        if stop.requested:
+            bar.close()
+            raise SweepInterrupted(f"interrupted: {computed} cells computed in {n_chunks} chunks this run, all written to {store.chunks}; run the same command to resume")
     bar.close()
 
     merged = False
+    cluster.barrier("computed", BARRIER_TIMEOUT_S)  # process 0 merges once every process has written its chunks
+    if not cluster.leader:
+        return SweepReport(total=len(cells), mine=len(mine), skipped=skipped, computed=computed, failed=failed, chunks=n_chunks, compiles=compiles, seconds=time.perf_counter() - t_start, merged=False, out=Path(out))
     finished = store.finished_labels()
     if all(c.label in finished for c in cells):
         merge_results(study, cfg, store, argv=manifest["argv"], devices=manifest["devices"])
@@ -315,7 +380,7 @@ def _run_locked(study, cfg, store, manifest, stop, *, chunk_size, all_devices, m
     return SweepReport(
         total=len(cells),
         mine=len(mine),
-        skipped=len(mine) - len(todo),
+        skipped=skipped,
         computed=computed,
         failed=failed,
         chunks=n_chunks,
