@@ -27,6 +27,11 @@ iterations against 8, 8, 6 averaged, 13×, 14× and 36× the time; the tighter c
 sinkformer-phase-diagram reaches by t = 15 at β = 6 needed 8 000–12 000 against 6–10. Ends with
 one JSON line.
 
+Warm starts. The third table times whole cells of the sinkformer-phase-diagram study (its small
+preset's shapes): SA, the Sinkformer with every Sinkhorn loop started from zero, and warm-started
+(:func:`sinkflow.dynamics.attention.sinkformer_warm`: from the last step's potential), with the
+worst marginal error of the saved plans.
+
 Usage: python benchmarks/sinkformer.py [--quick] [--sizes 32,256,1024,4096]
 POT trajectories are skipped above n = 1024 (minutes each); its RHS is still timed.
 """
@@ -154,7 +159,32 @@ def main():
         ts_, is_, es = clustered_times(x, symmetric=True)
         print(f"{n:>6} {ia:>10} {ta:9.4f} {is_:>10} {ts_:9.4f} {ta / ts_:13.1f}")
         record["clustered"][str(n)] = {"alternating_iterations": ia, "alternating_s": ta, "alternating_error": ea, "symmetric_iterations": is_, "symmetric_s": ts_, "symmetric_error": es}
+    print("\nsinkformer-phase-diagram cells (small preset: n = 16, d = 8, R = 16, T = 15, RK4 dt = 0.1, threshold 1e-5), cost against the softmax (SA) cell:")
+    record["cells"] = phase_diagram_cells()
     print(json.dumps(record))
+
+
+def phase_diagram_cells(betas=(1.0, 6.0)):
+    """One cell of the sinkformer-phase-diagram study per (model, warm start, β), jitted and timed
+    (best of 2 after a warm-up run): the Sinkformer cell against the SA one, cold and warm-started."""
+    from sinkflow.precision import with_exact_matmuls
+    from sinkflow.studies import sinkformer_phase_diagram as spd
+
+    out = {}
+    print(f"{'β':>4} {'SA s':>8} {'cold s':>8} {'warm s':>8} {'cold/SA':>8} {'warm/SA':>8} {'warm gain':>9} {'max marginal error (warm)':>26}")
+    for beta in betas:
+        times, errs = {}, {}
+        for label, model, warm in (("sa", "sa", "off"), ("cold", "sinkformer", "off"), ("warm", "sinkformer", "on")):
+            cfg = spd.STUDY.config("small", d=(8,), n=(16,), beta=(beta,), model=(model,), warm_start=warm, dtype="float64")
+            cell = jax.jit(with_exact_matmuls(spd.make_cell(cfg, {"d": 8, "n": 16, "model": model})))
+            vals = {"beta": jnp.asarray(beta, jnp.float64)}
+            res = jax.block_until_ready(cell(vals, jax.random.key(0)))
+            times[label] = best(lambda: jax.block_until_ready(cell(vals, jax.random.key(0))), 2)
+            errs[label] = float(np.max(res["sinkhorn_error"]))
+        rec = {"sa_s": times["sa"], "cold_s": times["cold"], "warm_s": times["warm"], "cold_over_sa": times["cold"] / times["sa"], "warm_over_sa": times["warm"] / times["sa"], "warm_error": errs["warm"], "cold_error": errs["cold"]}
+        out[str(beta)] = rec
+        print(f"{beta:>4g} {times['sa']:8.3f} {times['cold']:8.3f} {times['warm']:8.3f} {rec['cold_over_sa']:8.1f} {rec['warm_over_sa']:8.1f} {times['cold'] / times['warm']:9.2f} {errs['warm']:26.1e}")
+    return out
 
 
 if __name__ == "__main__":

@@ -271,6 +271,8 @@ def _cells(ds):
             for m in ds["normalization"].values:
                 for b in ds["beta"].values:
                     c = ds.sel(graph=g, n=n, normalization=m, beta=b)
+                    if int(c["status"]) != 0:  # a failed cell has no data (the status check reports it)
+                        continue
                     t = _times(ds, c)
                     k = int(c["jordan"]) - 1
                     rates = [fit_rate(r, t, k) for r in c["dist"].values]  # (rate, t_lo, slope drift)

@@ -227,7 +227,8 @@ def fit_rates(dev: np.ndarray, t: np.ndarray, k: int) -> tuple[float, float, flo
 def _cells(ds):
     for g in ds["graph"].values:
         for n in ds["n"].values:
-            yield str(g), int(n), ds.sel(graph=g, n=n)
+            if int(ds["status"].sel(graph=g, n=n)) == 0:  # a failed cell has no data (the status check reports it)
+                yield str(g), int(n), ds.sel(graph=g, n=n)
 
 
 def _times(c, u) -> np.ndarray:

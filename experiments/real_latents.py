@@ -44,7 +44,7 @@ from sinkflow.options import time_grid
 from sinkflow.plots import new_figure, save_figure
 from sinkflow.solve import SolverConfig, solve, with_finiteness
 from sinkflow.sphere import normalize
-from sinkflow.study import Study, StudyConfig, param, require
+from sinkflow.study import Study, StudyConfig, param, require, solved
 
 LAYERS = 7  # embedding LayerNorm + 6 layers
 
@@ -191,7 +191,7 @@ def coords(cfg: Config):
 def plot(ds, cfg, outdir):
     paths = []
     centres = ds["bin"].values
-    for passage in ds["passage"].values:
+    for passage in solved(ds, "passage"):  # failed passages have no data
         c = ds.sel(passage=passage)
         fig, axes = new_figure(2, LAYERS, size=(2.0, 1.8))
         for l in range(LAYERS):
@@ -202,11 +202,11 @@ def plot(ds, cfg, outdir):
                 axes[row][l].set_yticks([])
             axes[0][l].set_title(f"layer {l}" if l else "embeddings", fontsize=8)
             axes[1][l].set_title(f"SA t = {l * float(c['delta_fit']):.2f}", fontsize=8)
-        fig.suptitle(f"pairwise cosines, {passage} ({int(c['n_tokens'])} tokens): all-MiniLM-L6-v2 (top) and SA from its embeddings, β = {float(c['beta_fit']):g} (bottom); mean-cosine RMS {float(c['rms_fit']):.3f}", fontsize=9)
+        fig.suptitle(f"pairwise cosines, {passage} ({float(c['n_tokens']):.0f} tokens): all-MiniLM-L6-v2 (top) and SA from its embeddings, β = {float(c['beta_fit']):g} (bottom); mean-cosine RMS {float(c['rms_fit']):.3f}", fontsize=9)
         paths.append(save_figure(fig, outdir, f"real_latents_{passage}"))
     fig, axes = new_figure(1, 1, size=(4.6, 3.4))
     ax = axes[0][0]
-    for k, passage in enumerate(ds["passage"].values):
+    for k, passage in enumerate(solved(ds, "passage")):
         c = ds.sel(passage=passage)
         ax.plot(ds["layer"].values, c["mean_real"].values, "o-", color=f"C{k}", label=f"{passage} (real)")
         ax.plot(ds["layer"].values, c["mean_sa"].values, "x--", color=f"C{k}", label=f"SA β={float(c['beta_fit']):g}")
@@ -229,7 +229,7 @@ def checks(ds, cfg):
     score, detail = worst_case(rows)
     out.append(compare("SA starts from the real embeddings", "same tokens at t = 0", 0.0, score, 1e-5, "mean cosine at t = 0", mode="le", detail=detail))
     rows = []
-    for p in ds["passage"].values:
+    for p in solved(ds, "passage"):
         c = ds.sel(passage=p)
         n = float(c["n_tokens"])
         pairs = n * (n - 1) / 2

@@ -32,9 +32,9 @@ import numpy as np
 
 from sinkflow import theory
 from sinkflow.attention import Attention
-from sinkflow.checks import compare, sinkhorn_check
+from sinkflow.checks import compare, sinkhorn_check, worst_case
 from sinkflow.dynamics import MODELS as NORMALIZATION_OF
-from sinkflow.dynamics.attention import attention_field
+from sinkflow.dynamics.attention import attention_field, sinkformer_warm
 from sinkflow.entropy import kl_entropy
 from sinkflow.estimators import transition_times
 from sinkflow.observables import close_pair_fraction
@@ -61,6 +61,10 @@ class Config(SolverOptions, SinkhornOptions, SpanReductionOptions):
     realizations: int = param(256, "i.i.d. uniform starts per cell", kind=int, lo=1)
     threshold: float = param(1e-5, "Sinkhorn stopping threshold on the L1 marginal error", kind=float)
     iterations: int = param(5000, "max Sinkhorn normalisations per right-hand side", kind=int)
+    warm_start: str = param("on", "Sinkformer cells: start every Sinkhorn loop from the last step's potential (dynamics.attention.sinkformer_warm; same stopping rule): on or off", kind=str, choices=("on", "off"))
+
+    def solver_provenance(self) -> dict:
+        return {**super().solver_provenance(), "sinkhorn_warm_start": self.warm_start}
 
 
 
@@ -102,7 +106,11 @@ def make_cell(cfg: Config, static: dict):
         x0 = uniform(_common_key(cfg.seed, d, n, beta), (R, n), d, dtype)
         if cfg.reduces(d, n):  # the same draw in coordinates of its span (V = I for all three models): exact
             x0 = span_coordinates(x0)
-        sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize, batch_ndim=1)
+        if model == "sinkformer" and cfg.warm_start == "on":
+            warm = sinkformer_warm(params, unnormalized=False)
+            sol = solve(warm.field, warm.start(x0), ts, params, config=solver, observable=lambda t, y, a: observable(t, y[0], a), project=warm.project, batch_ndim=1)
+        else:
+            sol = solve(attention_field, x0, ts, params, config=solver, observable=observable, project=normalize, batch_ndim=1)
         frac, H, F, err = sol.ys  # (t, R)
         return {
             "P": jnp.mean(frac, axis=1),
@@ -179,9 +187,19 @@ def checks(ds, cfg):
     models = list(ds["model"].values)
     if 0.0 in ds["beta"].values and len(models) > 1:
         P0 = ds["P"].sel(beta=0.0).values  # model first
-        gap = float(np.max(np.abs(P0 - P0[:1])))
         tol = 1e-12 if cfg.dtype == "float64" else 1e-6
-        out.append(compare("β = 0: sa = usa = sinkformer", "W = 11ᵀ/n for every normalisation", 0.0, gap, tol, "same ODE from the same keys", mode="le"))
+        # The warm-started Sinkformer is another program for the same ODE (states (x, v)): its states
+        # agree to round-off, and a pair within round-off of the δ threshold at a save may flip (one
+        # pair of one realization moves P by 2/(R n(n−1)); measured: one flip at one save of 36
+        # cells). Two flips are allowed there; SA against USA stays exact.
+        n_max = int(max(ds["n"].values))
+        flip = 2.0 / (cfg.realizations * n_max * (n_max - 1))
+        rows = []
+        for k, m in enumerate(models):
+            allowed = 2 * flip if (m == "sinkformer" and cfg.warm_start == "on") else tol
+            rows.append((float(np.max(np.abs(P0[k] - P0[0]))) - allowed, f"{m} vs {models[0]}: max |ΔP| {float(np.max(np.abs(P0[k] - P0[0]))):.2e} (allowed {allowed:.1e})"))
+        score, detail = worst_case(rows)
+        out.append(compare("β = 0: sa = usa = sinkformer", "W = 11ᵀ/n for every normalisation", 0.0, score, 0.0, "same ODE from the same keys; max |ΔP| − allowed (round-off; warm-started Sinkformer: 2 pair flips)", mode="le", detail=detail))
     if "sa" in models:
         t = ds["t"].values
         for n in ds["n"].values:

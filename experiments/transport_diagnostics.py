@@ -209,7 +209,9 @@ def _cells(ds):
             for d in ds["d"].values:
                 for beta in ds["beta"].values:
                     for kick in ds["kick"].values:
-                        yield str(model), int(n), int(d), float(beta), float(kick), ds.sel(model=model, n=n, d=d, beta=beta, kick=kick)
+                        c = ds.sel(model=model, n=n, d=d, beta=beta, kick=kick)
+                        if int(c["status"]) == 0:  # a failed cell has no data (the status check reports it)
+                            yield str(model), int(n), int(d), float(beta), float(kick), c
 
 
 def gate(c, cfg) -> tuple[bool, float]:

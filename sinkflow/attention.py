@@ -71,6 +71,9 @@ class Attention(eqx.Module):
     causal: bool = eqx.field(static=True, default=False)
     chunk: int | None = eqx.field(static=True, default=None)
     sinkhorn: Sinkhorn | None = None
+    #: column potential a "sinkhorn" head's Sinkhorn loop starts from (``SinkhornInfo.potential`` of a
+    #: nearby configuration; :func:`sinkflow.dynamics.attention.sinkformer_warm`), None: from zero
+    sinkhorn_init: Float[Array, "... n"] | None = None
 
     def __check_init__(self):
         if self.normalization not in NORMALIZATIONS:
@@ -166,7 +169,7 @@ def attention_matrix(x: Float[Array, "... n d"], p: Attention, *, unit: bool = F
     largest term is e^{βη} (the stage states of a projected solve have η = O(h²)).
     """
     if p.normalization == "sinkhorn":
-        return sinkhorn(logits(x, p), p.sinkhorn)[0]
+        return sinkhorn(logits(x, p), p.sinkhorn, init=p.sinkhorn_init)[0]
     e, shift = _kernel(x, p, unit)
     if p.normalization == "softmax":
         return e / jnp.sum(e, axis=-1, keepdims=True)

@@ -125,6 +125,32 @@ def _parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+#: where ``sinkflow run`` keeps compiled programs across runs (env SINKFLOW_COMPILATION_CACHE; "off" disables)
+DEFAULT_CACHE = "~/.cache/sinkflow/jax"
+
+
+def _compilation_cache(jax) -> None:
+    """JAX's persistent compilation cache for ``sinkflow run``: a program compiled once (any that took
+    ≥ 0.5 s) is read back by later runs, resumes and sweeps of the same shapes, instead of being
+    compiled again. Keyed by JAX on the program, the compiler options and the versions, so stale
+    entries are never used. ``SINKFLOW_COMPILATION_CACHE`` sets the folder, ``off`` disables it.
+    (Programs with host callbacks are not cached: dag-recovery's NOTEARS call.)"""
+    import os
+
+    where = os.environ.get("SINKFLOW_COMPILATION_CACHE", DEFAULT_CACHE)
+    if where.strip().lower() in ("", "off", "0", "no", "false"):
+        return
+    path = Path(where).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"sinkflow: note: no compilation cache ({path}: {e.strerror}); set SINKFLOW_COMPILATION_CACHE to a writable folder or off.", file=sys.stderr)
+        return
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # JAX's own setting wins
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def _cluster(args):
     """This process's :class:`~sinkflow.distributed.Cluster`: jax.distributed started when asked
     (``--distributed on``, or ``auto`` in a detected multi-process launch or with --coordinator)."""
@@ -168,6 +194,9 @@ def _describe_grid(study, cfg) -> str:
 def _cmd_run(args) -> int:
     from . import studies
 
+    import jax
+
+    _compilation_cache(jax)  # before anything compiles: JAX reads the setting once
     study = studies.get(args.study)
     cfg = _config_from_args(study, args)
     shard = _parse_shard(args.shard)
@@ -290,6 +319,13 @@ def _only_study(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # A sweep keeps failures as data (a cell's status), so equinox's run-time checks (inside diffrax)
+    # fill NaN instead of calling back to the host to raise: the engine reports those cells as
+    # failed, and programs without host callbacks can be kept in the compilation cache. Read when
+    # equinox is first imported; an explicit EQX_ON_ERROR wins.
+    os.environ.setdefault("EQX_ON_ERROR", "nan")
     argv = list(sys.argv[1:] if argv is None else argv)
     only = _only_study(argv)
     if only is not None:

@@ -113,13 +113,16 @@ class SinkhornInfo(NamedTuple):
     ``error``: L1 marginal error ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ of the returned plan;
     ``residual``: the stopping criterion (= error when balanced, the last column
     potential change when unbalanced, 0 for fixed); ``converged``: residual ≤ threshold
-    (always True for fixed).
+    (always True for fixed); ``potential``: the column log-scaling v of the returned plan
+    (P = diag(e^u) K⁰ diag(e^v) / n; the symmetric loop's f), the ``init`` that warm-starts the
+    next call on a nearby kernel.
     """
 
     iterations: Int[Array, "..."]
     error: Float[Array, "..."]
     residual: Float[Array, "..."]
     converged: Bool[Array, "..."]
+    potential: Float[Array, "... n"] | None = None
 
 
 def _lse(a: Array, axis: int) -> Array:
@@ -138,11 +141,17 @@ def marginal_error(W: Float[Array, "... n n"]) -> Float[Array, "..."]:
 
 
 def sinkhorn(
-    similarity: Float[Array, "... n n"], spec: Sinkhorn, mask: Bool[Array, "n n"] | None = None
+    similarity: Float[Array, "... n n"], spec: Sinkhorn, mask: Bool[Array, "n n"] | None = None, init: Float[Array, "... n"] | None = None
 ) -> tuple[Float[Array, "... n n"], SinkhornInfo]:
-    """W = n·P for the kernel exp(similarity/ε) (masked entries exactly 0) and its diagnostics."""
+    """W = n·P for the kernel exp(similarity/ε) (masked entries exactly 0) and its diagnostics.
+
+    ``init``: a column potential to start from (``info.potential`` of a call on a nearby kernel, e.g.
+    the previous stage or step of a flow), instead of zero; native balanced and unbalanced modes
+    only. The fixed point and the stopping rule are the same, so only the iteration count changes."""
     if similarity.shape[-1] != similarity.shape[-2]:
         raise ValueError(f"sinkhorn needs a square (…, n, n) similarity, got shape {similarity.shape}.")
+    if init is not None and (spec.mode == "fixed" or spec.backend != "native"):
+        raise ValueError("sinkhorn(init=…) warm-starts the native balanced/unbalanced loops; mode='fixed' is k normalisations from zero by definition, and the ott backend is not warm-started here.")
     eps = jnp.asarray(spec.epsilon, similarity.dtype)
     log_k = similarity / eps
     if mask is not None:
@@ -154,9 +163,10 @@ def sinkhorn(
         eps_b = jnp.broadcast_to(eps, batch).reshape(-1)
         W, info = jax.vmap(lambda lk, e: _ott(lk, e, spec))(flat, eps_b)
     else:
-        W, info = jax.vmap(lambda lk: _native(lk, spec))(flat)
+        v0 = jnp.zeros(flat.shape[:-1], flat.dtype) if init is None else jnp.broadcast_to(jnp.asarray(init, flat.dtype), batch + (n,)).reshape((-1, n))
+        W, info = jax.vmap(lambda lk, v: _native(lk, spec, v))(flat, v0)
     W = W.reshape(log_k.shape)
-    info = jax.tree.map(lambda a: a.reshape(batch), info)
+    info = jax.tree.map(lambda a: a.reshape(batch + a.shape[1:]), info)
     return W, info
 
 
@@ -177,7 +187,7 @@ def _plan(log_k: Array, u: Array, v: Array) -> Array:
     return n * jnp.exp(u[:, None] + log_k + v[None, :])
 
 
-def _native(log_k: Float[Array, "n n"], spec: Sinkhorn):
+def _native(log_k: Float[Array, "n n"], spec: Sinkhorn, v0: Float[Array, " n"]):
     n = log_k.shape[-1]
     dtype = log_k.dtype
     zero = jnp.zeros((n,), dtype)
@@ -196,11 +206,11 @@ def _native(log_k: Float[Array, "n n"], spec: Sinkhorn):
         if k % 2 == 0:
             v = _col(log_k, u, 1.0)
         W = _plan(log_k, u, v)
-        info = SinkhornInfo(jnp.asarray(k, jnp.int32), marginal_error(W), jnp.zeros((), dtype), jnp.asarray(True))
+        info = SinkhornInfo(jnp.asarray(k, jnp.int32), marginal_error(W), jnp.zeros((), dtype), jnp.asarray(True), v)
         return W, info
 
     if spec.symmetric:
-        return _native_symmetric(log_k, spec)
+        return _native_symmetric(log_k, spec, v0)
     tau = spec.tau
     pairs = max((spec.iterations - 1) // 2, 1)
 
@@ -219,16 +229,16 @@ def _native(log_k: Float[Array, "n n"], spec: Sinkhorn):
         u_new = _row(log_k, v_new)
         return u_new, v_new, residual_of(u_new, v_new, v), it + 1
 
-    u0 = _row(log_k, zero)
-    r0 = residual_of(u0, zero, zero) if tau == 1.0 else jnp.asarray(jnp.inf, dtype)
-    init = (u0, zero, r0, jnp.asarray(0))
+    u0 = _row(log_k, v0)
+    r0 = residual_of(u0, v0, v0) if tau == 1.0 else jnp.asarray(jnp.inf, dtype)
+    init = (u0, v0, r0, jnp.asarray(0))
     u, v, r, it = eqxi.while_loop(cond, body, init, max_steps=pairs, kind="checkpointed")
     W = _plan(log_k, u, v)
-    info = SinkhornInfo((1 + 2 * it).astype(jnp.int32), marginal_error(W), r, r <= spec.threshold)
+    info = SinkhornInfo((1 + 2 * it).astype(jnp.int32), marginal_error(W), r, r <= spec.threshold, v)
     return W, info
 
 
-def _native_symmetric(log_k: Float[Array, "n n"], spec: Sinkhorn):
+def _native_symmetric(log_k: Float[Array, "n n"], spec: Sinkhorn, f_init: Float[Array, " n"]):
     n = log_k.shape[-1]
     dtype = log_k.dtype
 
@@ -240,13 +250,13 @@ def _native_symmetric(log_k: Float[Array, "n n"], spec: Sinkhorn):
         f = 0.5 * (f + _row(log_k, f))
         return f, marginal_error(_plan(log_k, f, f)), it + 1
 
-    f0 = _row(log_k, jnp.zeros((n,), dtype))
+    f0 = _row(log_k, f_init)
     init = (f0, marginal_error(_plan(log_k, f0, f0)), jnp.asarray(0))
     f, r, it = eqxi.while_loop(cond, body, init, max_steps=max(spec.iterations - 2, 1), kind="checkpointed")
     u = _row(log_k, f)
     W = _plan(log_k, u, f)
     err = marginal_error(W)
-    info = SinkhornInfo((2 + it).astype(jnp.int32), err, err, err <= spec.threshold)
+    info = SinkhornInfo((2 + it).astype(jnp.int32), err, err, err <= spec.threshold, f)
     return W, info
 
 
@@ -264,7 +274,7 @@ def _ott(log_k: Float[Array, "n n"], eps: Float[Array, ""], spec: Sinkhorn):
     errs = jnp.reshape(out.errors, (-1,))
     residual = jnp.min(jnp.where(errs >= 0, errs, jnp.inf))  # ott fills unreached slots with −1
     err = marginal_error(W)
-    info = SinkhornInfo((2 * out.n_iters).astype(jnp.int32), err, residual, out.converged)
+    info = SinkhornInfo((2 * out.n_iters).astype(jnp.int32), err, residual, out.converged, out.g / eps)
     return W, info
 
 

@@ -44,6 +44,8 @@ __all__ = [
     "require",
     "check_values",
     "PRESETS",
+    "mask_failed",
+    "solved",
 ]
 
 #: Preset names every study defines: seconds (test suite), minutes (README), the published grid.
@@ -224,11 +226,40 @@ class Study:
         return self.config_cls(**vals)
 
     def run_checks(self, ds) -> list:
-        """The "all cells solved" check, then the study's own checks on its typed config."""
+        """The "all cells solved" check, then the study's own checks on its typed config, which see
+        failed cells' outputs as NaN (:func:`mask_failed`)."""
         from .checks import status_check
 
-        return [status_check(ds)] + list(self.checks(ds, self.config_from_attrs(ds.attrs)))
+        return [status_check(ds)] + list(self.checks(mask_failed(ds), self.config_from_attrs(ds.attrs)))
 
     def make_figures(self, ds, outdir) -> list:
-        """The study's figures from the saved result only."""
-        return list(self.plot(ds, self.config_from_attrs(ds.attrs), outdir))
+        """The study's figures from the saved result only; failed cells are NaN there (drawn as gaps)."""
+        return list(self.plot(mask_failed(ds), self.config_from_attrs(ds.attrs), outdir))
+
+
+def solved(ds, dim: str) -> list:
+    """The values of the cell axis ``dim`` whose cells solved (status 0): the cells a plot or check
+    of a study with that one cell axis may read."""
+    import numpy as np
+
+    status = ds["status"]
+    if status.dims != (dim,):
+        raise ValueError(f"solved(ds, {dim!r}): the status has cell axes {status.dims}; use mask_failed for several.")
+    return [v for v, s in zip(ds[dim].values, np.asarray(status.values)) if int(s) == 0]
+
+
+def mask_failed(ds):
+    """``ds`` with every floating output of a failed cell (``status`` ≠ 0) set to NaN, so that no plot
+    or check reads a failed cell's numbers as data: a finite observable of a NaN state (a pair
+    fraction, a count) is not a result. The status itself is kept; integer outputs are kept too
+    (they cannot hold NaN; the status check fails first whenever a cell failed)."""
+    import numpy as np
+
+    if "status" not in ds or not bool((ds["status"] != 0).any()):
+        return ds
+    ok = ds["status"] == 0
+    out = ds.copy()
+    for name, var in ds.data_vars.items():
+        if name != "status" and np.issubdtype(var.dtype, np.floating) and set(ok.dims) <= set(var.dims):
+            out[name] = var.where(ok).transpose(*var.dims)
+    return out

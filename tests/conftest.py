@@ -11,6 +11,9 @@ _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_backend_optimization_level" not in _flags:
     os.environ["XLA_FLAGS"] = f"{_flags} --xla_backend_optimization_level=0".strip()
 
+# Compiled programs are not cached across runs inside the suite (a test of the cache sets its own folder).
+os.environ.setdefault("SINKFLOW_COMPILATION_CACHE", "off")
+
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)

@@ -1,6 +1,7 @@
 """Many processes through jax.distributed (issue 24 §5): two local processes with a localhost
 coordinator give the single-process results bit for bit, in float32 where chunking shows, and a
-second launch resumes without recomputing."""
+second launch resumes without recomputing. The launches share a persistent compilation cache, so
+programs read back from it give the same bits too."""
 
 import json
 import os
@@ -27,12 +28,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(out, n=2):
+def _launch(out, n=2, cache=None):
     """n CLI processes on a localhost coordinator (n = 1: a plain run, no jax.distributed); fresh
     processes on both sides, so nothing but the process count differs (the suite's own process
-    has float64 enabled)."""
+    has float64 enabled). ``cache``: the persistent compilation cache's folder."""
     port = _free_port()
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "SINKFLOW_COMPILATION_CACHE": str(cache or "off"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     dist = lambda i: ["--coordinator", f"localhost:{port}", "--num-processes", str(n), "--process-id", str(i)] if n > 1 else []  # noqa: E731
     procs = [
         subprocess.Popen([sys.executable, "-m", "sinkflow.cli", "run", "phase-diagram", "--out", str(out), *COMMON, *dist(i)],
@@ -46,8 +48,10 @@ def _launch(out, n=2):
 
 
 def test_two_processes_equal_one_bit_for_bit_and_resume(tmp_path):
-    _launch(tmp_path / "one", n=1)
-    lead, other = _launch(tmp_path / "two")
+    cache = tmp_path / "xla-cache"  # later launches read the programs the first compiled: same results
+    _launch(tmp_path / "one", n=1, cache=cache)
+    assert any(cache.glob("jit_*"))
+    lead, other = _launch(tmp_path / "two", cache=cache)
     # 2 static groups × 5 β in chunks of 2 → 6 chunks, every other one per process
     assert "5 cells computed, 0 already finished" in lead and "process 1: its chunks are written" in other
     one, two = load_results(tmp_path / "one"), load_results(tmp_path / "two")
@@ -56,7 +60,7 @@ def test_two_processes_equal_one_bit_for_bit_and_resume(tmp_path):
     devices = json.loads(two.attrs["devices"])
     assert len(devices) == 2 and "(process 1)" in devices[1]
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "two" / "chunks").glob("chunk-*.nc")}
-    lead, _ = _launch(tmp_path / "two")  # resume: nothing left to compute, nothing rewritten
+    lead, _ = _launch(tmp_path / "two", cache=cache)  # resume: nothing left to compute, nothing rewritten
     assert "0 cells computed" in lead
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "two" / "chunks").glob("chunk-*.nc")} == before
     assert np.array_equal(load_results(tmp_path / "two")["P"].values, one["P"].values)

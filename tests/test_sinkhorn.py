@@ -231,3 +231,35 @@ def test_pair_iterates_match_fixed_mode_and_collapse_to_identity_on_causal_mask(
     off = pair_iterates(c, 0.7, 20000, lambda W: (jnp.sum(W) - jnp.trace(W)) / n, mask)
     off = np.asarray(off)
     assert np.all(np.diff(off) <= 1e-15) and off[-1] < 1e-3
+
+
+def test_warm_started_sinkhorn_meets_the_same_threshold_in_fewer_iterations():
+    """A potential from a nearby kernel (one RK step of the flow earlier) as the start: the plan is the
+    same to the threshold and the loop is shorter, most on clustered tokens where alternation crawls."""
+    import jax.numpy as jnp
+
+    from sinkflow.attention import logits
+    from sinkflow.dynamics.attention import attention_field_unnormalized, sinkformer, sinkformer_warm
+    from sinkflow.solve import SolverConfig, solve
+    from sinkflow.sphere import normalize, uniform
+
+    x0 = uniform(jax.random.key(0), (16, 16), 8, jnp.float64)
+    p = sinkformer(jnp.asarray(6.0), epsilon=1.0, threshold=1e-6, iterations=20000)
+    xs = solve(attention_field_unnormalized, x0, np.array([0.0, 4.0, 4.1]), p, config=SolverConfig(method="rk4", dt=0.1), project=normalize).ys
+    W_prev, prev = sinkhorn(logits(xs[1], p), p.sinkhorn)
+    W_cold, cold = sinkhorn(logits(xs[2], p), p.sinkhorn)
+    W_warm, warm = sinkhorn(logits(xs[2], p), p.sinkhorn, init=prev.potential)
+    assert bool(jnp.all(warm.converged)) and float(warm.error.max()) <= 1e-6
+    assert float(jnp.abs(W_warm - W_cold).max()) < 1e-4
+    assert float(warm.iterations.mean()) < 0.75 * float(cold.iterations.mean())  # measured 0.51 here
+    # the warm flow: same trajectory as the cold one to the threshold's effect, state (x, v) on the sphere
+    ts = np.linspace(0.0, 3.0, 4)
+    w = sinkformer_warm(p)
+    cold_x = solve(attention_field_unnormalized, x0[:4], ts, p, config=SolverConfig(method="rk4", dt=0.1), project=normalize).ys
+    warm_x = solve(w.field, w.start(x0[:4]), ts, p, config=SolverConfig(method="rk4", dt=0.1), project=w.project, observable=lambda t, y, a: y[0]).ys
+    assert float(jnp.abs(warm_x - cold_x).max()) < 1e-4
+    np.testing.assert_allclose(np.asarray(jnp.linalg.norm(warm_x, axis=-1)), 1.0, atol=1e-12)
+    with pytest.raises(ValueError, match="warm-starts"):
+        sinkhorn(logits(xs[2], p), Sinkhorn(epsilon=1.0, mode="fixed", iterations=3), init=prev.potential)
+    with pytest.raises(ValueError, match="sinkformer_warm"):
+        sinkformer_warm(sinkformer(jnp.asarray(1.0), mode="fixed", iterations=3))

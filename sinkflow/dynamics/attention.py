@@ -12,25 +12,34 @@ is consistent with FSAL stages.
 - :func:`attention_field_unnormalized`: the same field without the input
   normalisation (another extension off the sphere, same flow on it), the fast
   choice for fixed-step projected sweeps.
+- :func:`mean_field`: the field at β = 0 with Q = K = V = I and no mask (SA and USA alike, the
+  weights are all 1/n): ẋ_i = s·P_{x_i}(x̄), O(nd) per evaluation instead of O(n²d).
 - :func:`circle_field`: the same dynamics for d = 2 in angle coordinates,
   θ_i' = ⟨e_{θ_i}, Attn(x)_i⟩ with x_i = (cos θ_i, sin θ_i) and e_θ = (−sin θ, cos θ);
   with Q = K = V = I this is θ_i' = Σ_j w_ij sin(θ_j − θ_i) (MATH.md §1, the
   circle model; USA at β = 0 is Kuramoto). No projection is needed, which suits
   the implicit long-horizon solves of the metastability study.
+- :func:`sinkformer_warm`: the Sinkformer flow with its Sinkhorn loops warm-started: the state
+  carries the column potential v of the last step's configuration, every stage starts its loop
+  from it (the kernel moved by O(dt)), and the projection after each step re-solves at the new
+  configuration from it. Same fixed points and stopping rule, fewer iterations.
 - :func:`sa`, :func:`usa`, :func:`sinkformer`: the parameters of each model;
   :data:`MODELS` maps a flow's name to its normalisation.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..attention import Attention, attend, attention_matrix
-from ..sinkhorn import Sinkhorn
+from ..attention import Attention, attend, attention_matrix, logits
+from ..sinkhorn import Sinkhorn, sinkhorn
 from ..sphere import circle, normalize, project_tangent
 
-__all__ = ["attention_field", "attention_field_unnormalized", "circle_field", "sa", "usa", "sinkformer", "MODELS"]
+__all__ = ["attention_field", "attention_field_unnormalized", "mean_field", "sinkformer_warm", "WarmSinkformer", "circle_field", "sa", "usa", "sinkformer", "MODELS"]
 
 #: Attention flow name → the normalisation of its weights (:class:`~sinkflow.attention.Attention`).
 MODELS = {"sa": "softmax", "usa": "none", "sinkformer": "sinkhorn"}
@@ -58,6 +67,63 @@ def attention_field_unnormalized(t, x: Float[Array, "... n d"], params: Attentio
     """
     del t
     return project_tangent(x, attend(x, params, unit=True))
+
+
+def mean_field(t, x: Float[Array, "... n d"], params: Attention) -> Float[Array, "... n d"]:
+    """ẋ_i = s·P_{x_i}(x̄), x̄ = (1/n)Σ_j x_j at the normalised configuration: :func:`attention_field` at
+    β = 0 with Q = K = V = I and no mask, where every weight is 1/n for SA and USA alike, in O(nd)
+    instead of O(n²d) (the noisy study's Kuramoto cells; exact, not an approximation). ``params.beta``
+    is not read: the caller vouches for β = 0 (a mask or Q, K, V is refused)."""
+    del t
+    if params.mask is not None or params.causal or params.Q is not None or params.K is not None or params.V is not None:
+        raise ValueError("mean_field is the β = 0 field with Q = K = V = I and no mask; use attention_field otherwise.")
+    if params.normalization == "sinkhorn":
+        raise ValueError("mean_field covers SA and USA (weights 1/n at β = 0); a Sinkformer at β = 0 is too, but use attention_field.")
+    xh = normalize(x)
+    return project_tangent(xh, params.value_scale * jnp.mean(xh, axis=-2, keepdims=True))
+
+
+class WarmSinkformer(NamedTuple):
+    """What :func:`sinkformer_warm` returns: pass ``field``, ``start(x0)`` and ``project`` to
+    :func:`sinkflow.solve.solve`; states are pairs (x, v) and observables read ``y[0]``."""
+
+    field: object
+    project: object
+    start: object
+
+
+def sinkformer_warm(params: Attention, *, unnormalized: bool = True) -> WarmSinkformer:
+    """The Sinkformer flow on the sphere (:func:`attention_field` with ``normalization="sinkhorn"``)
+    with warm-started Sinkhorn loops, for fixed-step projected solves (module docstring).
+
+    The state is (x, v), v (..., n) the column potential of the Sinkhorn plan at x; the field is
+    (ẋ, 0) with every stage's loop started from v, and ``project`` normalises x and replaces v by the
+    potential converged at the new x (started from v). ``start(x0)`` solves once from zero.
+    The stopping rule is the loop's own, so the plans meet the same threshold as cold starts."""
+    if params.normalization != "sinkhorn" or params.sinkhorn is None:
+        raise ValueError("sinkformer_warm needs Attention(normalization='sinkhorn', sinkhorn=Sinkhorn(...)).")
+    if params.sinkhorn.mode == "fixed" or params.sinkhorn.backend != "native":
+        raise ValueError("sinkformer_warm warm-starts the native balanced/unbalanced loops (mode='fixed' is k normalisations from zero by definition).")
+    base = attention_field_unnormalized if unnormalized else attention_field
+
+    def field(t, y, p):
+        x, v = y
+        warm = eqx.tree_at(lambda a: a.sinkhorn_init, p, v, is_leaf=lambda z: z is None)
+        return base(t, x, warm), jnp.zeros_like(v)
+
+    def potential(x, v):
+        return sinkhorn(logits(x, params), params.sinkhorn, init=v)[1].potential
+
+    def project(y):
+        x, v = y
+        xh = normalize(x)
+        return xh, potential(xh, v)
+
+    def start(x0):
+        xh = normalize(x0)
+        return xh, potential(xh, None)
+
+    return WarmSinkformer(field, project, start)
 
 
 def circle_field(t, theta: Float[Array, "... n"], params: Attention) -> Float[Array, "... n"]:
