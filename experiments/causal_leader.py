@@ -222,6 +222,12 @@ def checks(ds, cfg):
     return out
 
 
+def cell_bytes(cfg: Config, static: dict) -> int:
+    """Peak working memory of a cell: its realizations vmapped, each with its n×n logits and weights,
+    its Tsit5 stages of the n×d state and its d×d weights."""
+    n, d = int(static["n"]), int(static["d"])
+    return cfg.realizations * (16 * (n * n + n * d) + 2 * d * d) * np.dtype(cfg.dtype).itemsize
+
 STUDY = Study(
     name="causal-leader",
     title="causal attention converges to the leader x_1(0)",
@@ -229,6 +235,7 @@ STUDY = Study(
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,
+    cell_bytes=cell_bytes,
     output_dims={"dist_token": ("realization", "t", "token"), "status": ()},
     coords=coords,
     plot=plot,

@@ -128,6 +128,13 @@ def checks(ds, cfg):
     return out
 
 
+def cell_bytes(cfg: Config, static: dict) -> int:
+    """Peak working memory of a cell: all realizations as one state, each with its n×n logits and
+    weights and the RK stages of its n×d' state (d' = n in the span, else d; ~12 arrays at the peak)."""
+    n, d = int(static["n"]), int(static["d"])
+    d = min(d, n) if cfg.reduces(d, n) else d
+    return cfg.realizations * 12 * (n * n + n * d) * np.dtype(cfg.dtype).itemsize
+
 STUDY = Study(
     name="histograms",
     title="Pairwise-cosine histograms across time (GLPR Fig. 1 analogue)",
@@ -135,6 +142,7 @@ STUDY = Study(
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,
+    cell_bytes=cell_bytes,
     output_dims={"hist": ("t", "bin"), "m2": ("t",), "m2_se": ("t",), "status": (), "num_steps": ()},
     coords=coords,
     plot=plot,

@@ -207,6 +207,13 @@ def checks(ds, cfg):
     return out
 
 
+def cell_bytes(cfg: Config, static: dict) -> int:
+    """Peak working memory of a cell: every cloud as one state; at β > 0 each holds its n×n kernel,
+    at β = 0 (the mean field) only O(n) arrays."""
+    n = int(static["n"])
+    per = 8 * n * cfg.d if float(static["beta"]) == 0.0 else 4 * n * n + 8 * n * cfg.d
+    return cfg.realizations * per * np.dtype(cfg.dtype).itemsize
+
 STUDY = Study(
     name="noisy",
     title="Noisy tokens: USA with Brownian noise on the sphere, synchronisation at κ = 2",
@@ -214,6 +221,7 @@ STUDY = Study(
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,
+    cell_bytes=cell_bytes,
     output_dims={"r": ("t",), "r_mean": (), "r_mean_se": (), "r2_mean": (), "r2_mean_se": (), "status": ()},
     coords=coords,
     plot=plot,

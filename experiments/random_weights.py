@@ -246,6 +246,13 @@ def checks(ds, cfg):
     return out
 
 
+def cell_bytes(cfg: Config, static: dict) -> int:
+    """Peak working memory of a cell: its realizations vmapped, each with its n×n logits and weights,
+    the RK stages of its n×d state and its d×d weights (per layer for ``layerwise``)."""
+    n, d, kind = int(static["n"]), int(static["d"]), static["weights"]
+    layers = int(round(cfg.T)) if kind == "layerwise" else 1
+    return cfg.realizations * (12 * (n * n + n * d) + 3 * layers * d * d) * np.dtype(cfg.dtype).itemsize
+
 STUDY = Study(
     name="random-weights",
     title="phase diagrams with random and layer-wise weights (GLPR Fig. 5)",
@@ -253,6 +260,7 @@ STUDY = Study(
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,
+    cell_bytes=cell_bytes,
     output_dims={"P": ("t",), "P_se": ("t",), "log_gap": ("realization", "t"), "status": (), "num_steps": ()},
     coords=coords,
     plot=plot,

@@ -223,6 +223,13 @@ def checks(ds, cfg):
     return out
 
 
+def cell_bytes(cfg: Config, static: dict) -> int:
+    """Peak working memory of a cell: all realizations as one state, each with its n×n kernel, plan and
+    the Sinkhorn loop's n×n temporaries, and the RK stages of its n×d' state (d' = n in the span)."""
+    n, d = int(static["n"]), int(static["d"])
+    d = min(d, n) if cfg.reduces(d, n) else d
+    return cfg.realizations * 16 * (n * n + n * d) * np.dtype(cfg.dtype).itemsize
+
 STUDY = Study(
     name="sinkformer-phase-diagram",
     title="Clustering with Sinkhorn attention vs SA and USA (GLPR Fig. 3 protocol)",
@@ -230,6 +237,7 @@ STUDY = Study(
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,
+    cell_bytes=cell_bytes,
     output_dims={**{k: ("t",) for k in ("P", "P_se", "entropy", "sink_F", "sinkhorn_error")}, "status": (), "num_steps": ()},
     coords=coords,
     plot=plot,

@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from sinkflow import studies
 from sinkflow.solve import SolverConfig, solve
@@ -209,3 +210,20 @@ def test_a_failed_cell_is_reported_while_the_good_cells_are_drawn_and_checked(tm
     text = capsys.readouterr().out
     assert "all cells solved: 1 max_steps_reached" in text and "not compared (the reference ODE failed): usa n=3 β=80" in text
     assert list((out / "figures").glob("*.png"))
+
+
+@pytest.mark.parametrize("study,args", [
+    ("histograms", ["--n", "100000"]),
+    ("random-weights", ["--n", "100000"]),
+    ("sinkformer-phase-diagram", ["--n", "100000"]),
+    ("noisy", ["--n", "1000000", "--beta", "1"]),
+    ("causal-leader", ["--n", "100000"]),
+])
+def test_every_n_squared_study_refuses_a_cell_too_large_before_compiling(study, args, tmp_path, capsys):
+    from sinkflow.cli import main
+
+    out = tmp_path / "r"
+    assert main(["run", study, "--preset", "tiny", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "needs about" in err and "GiB" in err and "nothing was computed" in err, err
+    assert not out.exists()
