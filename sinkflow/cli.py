@@ -192,9 +192,9 @@ def _describe_grid(study, cfg) -> str:
 
 
 def _cmd_run(args) -> int:
-    from . import studies
-
     import jax
+
+    from . import studies
 
     _compilation_cache(jax)  # before anything compiles: JAX reads the setting once
     study = studies.get(args.study)
@@ -206,8 +206,6 @@ def _cmd_run(args) -> int:
         print(_describe_grid(study, cfg), flush=True)
     if cluster.count > 1:
         print(f"process {cluster.index} of {cluster.count} (jax.distributed)", flush=True)
-    import jax
-
     if cfg.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     from .sweep import run_sweep

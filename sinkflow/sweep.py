@@ -340,13 +340,11 @@ def _run_locked(study, cfg, store, manifest, stop, *, chunk_size, all_devices, m
 
     bar = Progress(total=len(mine), done=skipped, enabled=progress)
     failed = computed = n_chunks = compiles = 0
-    fns: dict[tuple, Any] = {}
-    for static, size, part in plan:
-        key = tuple(static.items())
-        if key not in fns:
-            fns[key] = _build_chunk_fn(study, cfg, static, mesh)
+    fn, fn_static = None, None
+    for static, size, part in plan:  # ordered by group: one compiled program alive at a time
+        if static != fn_static:
+            fn, fn_static = _build_chunk_fn(study, cfg, static, mesh), static
             compiles += 1
-        fn = fns[key]
         padded = part + [part[-1]] * (size - len(part))
         values = {k: jnp.asarray(np.asarray([c.values[k] for c in padded]), dtype=_axis_dtype(padded[0].values[k], dtype)) for k in traced_names}
         keys = cell_keys(cfg.seed, [c.label for c in padded])

@@ -103,7 +103,7 @@ REDUCED_STUDIES = [  # (study, overrides, static of one d > n cell, swept values
     ("causal-leader", {"T": 4.0, "n_times": 5}, {"d": 9, "n": 4, "weights": "qk-gaussian"}, {"beta": 1.0}),
     ("orthogonal-start", {"d": 9, "T": 2.0}, {"n": 3, "model": "sa"}, {"beta": 1.0}),
     ("energy", {"d": 9, "T": 2.0}, {"model": "usa-repulsive"}, {"beta": 1.0}),
-    ("sinkformer-phase-diagram", {"T": 2.0, "n_times": 3}, {"d": 12, "n": 8, "model": "sinkformer"}, {"beta": 2.0}),
+    ("sinkformer-phase-diagram", {"T": 1.0, "n_times": 3, "realizations": 2}, {"d": 9, "n": 6, "model": "sinkformer"}, {"beta": 2.0}),
 ]
 
 

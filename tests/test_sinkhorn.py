@@ -243,7 +243,7 @@ def test_warm_started_sinkhorn_meets_the_same_threshold_in_fewer_iterations():
     from sinkflow.solve import SolverConfig, solve
     from sinkflow.sphere import normalize, uniform
 
-    x0 = uniform(jax.random.key(0), (16, 16), 8, jnp.float64)
+    x0 = uniform(jax.random.key(0), (4, 16), 8, jnp.float64)
     p = sinkformer(jnp.asarray(6.0), epsilon=1.0, threshold=1e-6, iterations=20000)
     xs = solve(attention_field_unnormalized, x0, np.array([0.0, 4.0, 4.1]), p, config=SolverConfig(method="rk4", dt=0.1), project=normalize).ys
     W_prev, prev = sinkhorn(logits(xs[1], p), p.sinkhorn)
@@ -253,10 +253,10 @@ def test_warm_started_sinkhorn_meets_the_same_threshold_in_fewer_iterations():
     assert float(jnp.abs(W_warm - W_cold).max()) < 1e-4
     assert float(warm.iterations.mean()) < 0.75 * float(cold.iterations.mean())  # measured 0.51 here
     # the warm flow: same trajectory as the cold one to the threshold's effect, state (x, v) on the sphere
-    ts = np.linspace(0.0, 3.0, 4)
+    ts = np.linspace(0.0, 2.0, 3)
     w = sinkformer_warm(p)
-    cold_x = solve(attention_field_unnormalized, x0[:4], ts, p, config=SolverConfig(method="rk4", dt=0.1), project=normalize).ys
-    warm_x = solve(w.field, w.start(x0[:4]), ts, p, config=SolverConfig(method="rk4", dt=0.1), project=w.project, observable=lambda t, y, a: y[0]).ys
+    cold_x = solve(attention_field_unnormalized, x0[:2], ts, p, config=SolverConfig(method="rk4", dt=0.1), project=normalize).ys
+    warm_x = solve(w.field, w.start(x0[:2]), ts, p, config=SolverConfig(method="rk4", dt=0.1), project=w.project, observable=lambda t, y, a: y[0]).ys
     assert float(jnp.abs(warm_x - cold_x).max()) < 1e-4
     np.testing.assert_allclose(np.asarray(jnp.linalg.norm(warm_x, axis=-1)), 1.0, atol=1e-12)
     with pytest.raises(ValueError, match="warm-starts"):
