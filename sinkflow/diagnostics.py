@@ -39,9 +39,10 @@ debiased Sinkhorn divergence S_ε(ρ_i^{(ℓ)}, ρ_i^{(L)}) to the last layer's 
 "proximal progress" signature of the discrete EVI. The seed gives no objective F_i or drift term
 Δ_drift for attention flows, so eq. 22 itself is not testable here; the surrogate is reported.
 
-P4, rotational energy (:func:`rotational_energy`, seed 003 Thm 7.2 with b_R = 0, a = aI): the
+P4, rotational energy (:func:`rotational_energy`, seed 003 Thm 7.2 with b_R = 0, a = aI or a tensor): the
 weighted least-squares Hodge split of a velocity field sampled at particles against gradients of
-polynomials, R = Σ_kw_k|u_k − a∇θ(x_k)|²/a at the best θ.
+polynomials, R = Σ_kw_k (u_k − a∇θ(x_k))ᵀa⁻¹(u_k − a∇θ(x_k)) at the best θ (a a scalar, or in R^d a
+constant or per-particle SPD tensor).
 
 P4, rotation (:func:`rotational_fraction`): a tangent field u on the configuration manifold
 (S^{d−1})^n is a Riemannian gradient iff its covariant derivative A = P·Du·P (P the
@@ -237,11 +238,16 @@ def evi_surrogate(P: Float[Array, "L n n"], x: Float[Array, "L n d"], *, epsilon
 def rotational_energy(
     x: Float[Array, "N d"], u: Float[Array, "N d"], *, degree: int, weights: Float[Array, " N"] | None = None, diffusivity=1.0, manifold: str | None = None
 ):
-    """Seed 003 Thm 7.2's rotational energy of a velocity field sampled at particles, with b_R = 0 and a = ``diffusivity``·I:
-    R = min_θ Σ_k w_k |u_k − a∇θ(x_k)|²/a over polynomial θ of degree ≤ ``degree`` (tangent gradients on the
-    sphere), the weighted least-squares form of the a-weighted Poisson problem ∇·(μa∇θ) = ∇·(μu) on the
-    empirical measure μ = Σw_kδ_{x_k} (uniform when ``weights`` is None). Returns (R, E) with
-    E = Σw_k|u_k|²/a the field's energy, so R/E ∈ [0, 1] is the rotational share.
+    """Seed 003 Thm 7.2's rotational energy of a velocity field sampled at particles, with b_R = 0:
+    R = min_θ Σ_k w_k (u_k − a_k∇θ(x_k))ᵀ a_k⁻¹ (u_k − a_k∇θ(x_k)) over polynomial θ of degree ≤ ``degree``
+    (tangent gradients on the sphere), the weighted least-squares form of the a-weighted Poisson problem
+    ∇·(μa∇θ) = ∇·(μu) on the empirical measure μ = Σw_kδ_{x_k} (uniform when ``weights`` is None). Returns
+    (R, E) with E = Σw_k u_kᵀa_k⁻¹u_k the field's energy, so R/E ∈ [0, 1] is the rotational share.
+
+    ``diffusivity`` a: a scalar (a = aI), or in R^d (``manifold=None``) a symmetric positive definite
+    (d, d) tensor or one per particle (N, d, d): the split is then orthogonal in the a⁻¹ metric, solved as
+    least squares for a^{1/2}∇θ against a^{−1/2}u. A field u = a∇θ has R = 0 for its own a and, in
+    general, R > 0 under the isotropic metric (tested). On the sphere a is a scalar.
 
     The polynomial degree is the resolution: with as many coefficients as particles any sample fits, so
     keep dim(basis) ≪ N (the test measures a rotation field's share at 0.99 with N = 3000, degree 3).
@@ -252,13 +258,33 @@ def rotational_energy(
     N, d = x.shape
     w = jnp.full((N,), 1.0 / N, x.dtype) if weights is None else weights / jnp.sum(weights)
     G = gradient_features(x, degree, sphere=manifold == "sphere")  # (N, d, K): columns −∇ψ_k
+    a = jnp.asarray(diffusivity, x.dtype)
+    if a.ndim == 0:
+        S = Sinv = None
+    elif manifold is None and a.shape in ((d, d), (N, d, d)):
+        lam, V = jnp.linalg.eigh(jnp.broadcast_to(a, (N, d, d)))
+        try:
+            bad = bool(jnp.min(lam) <= 0)
+        except jax.errors.ConcretizationTypeError:  # traced: cannot be checked here
+            bad = False
+        if bad:
+            raise ValueError("rotational_energy: the diffusivity tensor must be symmetric positive definite.")
+        S = jnp.einsum("nij,nj,nkj->nik", V, jnp.sqrt(lam), V)  # a^{1/2}
+        Sinv = jnp.einsum("nij,nj,nkj->nik", V, 1.0 / jnp.sqrt(lam), V)  # a^{−1/2}
+    else:
+        raise ValueError(f"rotational_energy: diffusivity must be a scalar{'' if manifold == 'sphere' else f', a ({d}, {d}) tensor or one per particle ({N}, {d}, {d})'}; got shape {a.shape}.")
+    if S is not None:
+        G = jnp.einsum("nij,njk->nik", S, G)
+        v = jnp.einsum("nij,nj->ni", Sinv, u)
+        scale = 1.0
+    else:
+        v, scale = u, a
     sw = jnp.sqrt(w)[:, None, None]
     A = (sw * G).reshape(N * d, -1)
-    b = (sw[..., 0] * u).reshape(-1)
+    b = (sw[..., 0] * v).reshape(-1)
     coef, *_ = jnp.linalg.lstsq(A, b)
-    r = u - G @ coef
-    a = jnp.asarray(diffusivity, x.dtype)
-    return jnp.sum(w * jnp.sum(r * r, axis=-1)) / a, jnp.sum(w * jnp.sum(u * u, axis=-1)) / a
+    r = v - G @ coef
+    return jnp.sum(w * jnp.sum(r * r, axis=-1)) / scale, jnp.sum(w * jnp.sum(v * v, axis=-1)) / scale
 
 
 def rotational_fraction(field: Callable, x: Float[Array, "n d"], args, t=0.0) -> Array:

@@ -140,3 +140,33 @@ def test_rotational_energy_splits_gradients_from_rotations_on_the_sphere():
     eps = 0.1
     R2, _ = dg.rotational_energy(x, grad + eps * rot, degree=3, manifold="sphere", diffusivity=2.0)
     assert float(R2) == pytest.approx(eps**2 * float(R1) / 2.0, rel=1e-6)
+
+
+def test_rotational_energy_with_a_diffusion_tensor_is_the_split_in_its_metric():
+    """u = a∇θ with an anisotropic SPD a: R = 0 in a's metric (a constant tensor or one per particle),
+    but R > 0 in the isotropic one (a wrong metric reads part of the gradient as rotation); a ∝ I
+    reproduces the scalar case; a non-SPD tensor is refused."""
+    from sinkflow.fit import gradient_features
+
+    N, d = 2000, 3
+    x = jax.random.normal(jax.random.PRNGKey(3), (N, d), jnp.float64)
+    G = gradient_features(x, 2, sphere=False)
+    grad = G @ jax.random.normal(jax.random.PRNGKey(4), (G.shape[-1],), jnp.float64)
+    B = jnp.array([[1.0, 0.8, 0.0], [0.0, 1.0, 0.5], [0.3, 0.0, 1.0]])
+    a = B @ B.T + 0.1 * jnp.eye(d)
+    u = grad @ a.T  # a∇θ
+    R, E = dg.rotational_energy(x, u, degree=2, diffusivity=a)
+    assert float(R / E) < 1e-20
+    Riso, Eiso = dg.rotational_energy(x, u, degree=2)
+    assert float(Riso / Eiso) > 1e-2
+    per = jnp.broadcast_to(a, (N, d, d))
+    Rp, Ep = dg.rotational_energy(x, u, degree=2, diffusivity=per)
+    assert float(Rp / Ep) < 1e-20 and float(Ep) == pytest.approx(float(E), rel=1e-12)
+    rot = x @ jnp.array([[0.0, 1.0, -0.5], [-1.0, 0.0, 0.3], [0.5, -0.3, 0.0]]).T
+    R1, _ = dg.rotational_energy(x, rot, degree=2, diffusivity=2.0)
+    R2, _ = dg.rotational_energy(x, rot, degree=2, diffusivity=2.0 * jnp.eye(d))
+    assert float(R2) == pytest.approx(float(R1), rel=1e-10)
+    with pytest.raises(ValueError, match="positive definite"):
+        dg.rotational_energy(x, u, degree=2, diffusivity=-jnp.eye(d))
+    with pytest.raises(ValueError, match="scalar"):
+        dg.rotational_energy(x / jnp.linalg.norm(x, axis=-1, keepdims=True), u, degree=2, diffusivity=a, manifold="sphere")
