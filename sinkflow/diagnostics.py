@@ -60,7 +60,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from .fit import gradient_features
 from .transport import OT, sinkhorn_divergence
@@ -203,9 +203,11 @@ def locking_ratio(z: Float[Array, "... n"], dz: Float[Array, "... n"]):
     return ratio, locking_constant(1.0 - jnp.max(p, axis=-1))
 
 
-def ollivier_curvature(P: Float[Array, "n n"], dist: Float[Array, "n n"], *, epsilon: float = 1e-3, threshold: float = 1e-6) -> Array:
+def ollivier_curvature(P: Float[Array, "n n"], dist: Float[Array, "n n"], *, epsilon: float = 1e-3, threshold: float = 1e-6, pairs: Int[Array, "M 2"] | None = None) -> Array:
     """κ(i, i') = 1 − W₁(P_i, P_i')/d(i, i') for every pair of rows (NaN on the diagonal), W₁ with ground cost
-    ``dist`` by ott-jax's Sinkhorn at ``epsilon`` relative to the mean cost (its bias is O(ε log n))."""
+    ``dist`` by ott-jax's Sinkhorn at ``epsilon`` relative to the mean cost (its bias is O(ε log n)).
+    ``pairs`` (M, 2) of distinct row indices: κ for those pairs only, shape (M,) (n² transport
+    problems are too many for long sequences)."""
     from ott.geometry import geometry
     from ott.problems.linear import linear_problem
     from ott.solvers.linear import sinkhorn
@@ -218,6 +220,9 @@ def ollivier_curvature(P: Float[Array, "n n"], dist: Float[Array, "n n"], *, eps
         out = solver(linear_problem.LinearProblem(geom, a=a, b=b))
         return jnp.sum(out.matrix * dist)
 
+    if pairs is not None:
+        i, j = pairs[:, 0], pairs[:, 1]
+        return 1.0 - jax.vmap(w1)(P[i], P[j]) / dist[i, j]
     W = jax.vmap(lambda a: jax.vmap(lambda b: w1(a, b))(P))(P)
     n = P.shape[0]
     off = ~jnp.eye(n, dtype=bool)

@@ -170,3 +170,12 @@ def test_rotational_energy_with_a_diffusion_tensor_is_the_split_in_its_metric():
         dg.rotational_energy(x, u, degree=2, diffusivity=-jnp.eye(d))
     with pytest.raises(ValueError, match="scalar"):
         dg.rotational_energy(x / jnp.linalg.norm(x, axis=-1, keepdims=True), u, degree=2, diffusivity=a, manifold="sphere")
+
+
+def test_ollivier_curvature_on_sampled_pairs_is_the_full_matrix_there():
+    x = uniform(jax.random.PRNGKey(5), (6,), 3, jnp.float64)
+    dist = jnp.arccos(jnp.clip(x @ x.T, -1.0, 1.0))
+    P = jax.nn.softmax(2.0 * x @ x.T, axis=-1)
+    full = dg.ollivier_curvature(P, dist)
+    pairs = jnp.array([[0, 1], [3, 5], [4, 2]])
+    np.testing.assert_allclose(np.asarray(dg.ollivier_curvature(P, dist, pairs=pairs)), np.asarray(full[pairs[:, 0], pairs[:, 1]]), rtol=1e-10)
