@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["DecayFit", "decay_rate", "window_log_slope", "log_log_slope", "transition_times", "power_law_limit_test", "richardson_inverse_n"]
+__all__ = ["DecayFit", "decay_rate", "window_log_slope", "log_log_slope", "transition_times", "transition_time_errors", "power_law_limit_test", "richardson_inverse_n"]
 
 
 class DecayFit(NamedTuple):
@@ -113,6 +113,31 @@ def transition_times(P: np.ndarray, t: np.ndarray, level: float = 0.5) -> np.nda
             f = (level - p[k - 1]) / (p[k] - p[k - 1])
             out[idx] = t[k - 1] + f * (t[k] - t[k - 1])
     return out
+
+
+def transition_time_errors(P: np.ndarray, P_se: np.ndarray, t: np.ndarray, level: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """The two errors of :func:`transition_times` (P, P_se with time as the last axis, equal save
+    spacing): the Monte-Carlo standard error se_P/P' at the crossing (the larger se_P of its two
+    saves over the interval's slope), and the linear interpolation's bound Δt²|P''|/(8P') (P'' by
+    the second difference around the crossing). NaN where P never crosses; inf where it does not rise."""
+    P, P_se, t = np.asarray(P, float), np.asarray(P_se, float), np.asarray(t, float)
+    h = float(t[1] - t[0])
+    se = np.full(P.shape[:-1], np.nan)
+    interp = np.full(P.shape[:-1], np.nan)
+    for idx in np.ndindex(*P.shape[:-1]):
+        p, s = P[idx], P_se[idx]
+        k = np.flatnonzero(p >= level)
+        if k.size == 0 or k[0] == 0:
+            continue
+        k = int(k[0])
+        slope = (p[k] - p[k - 1]) / h
+        if not slope > 0:
+            se[idx] = interp[idx] = np.inf
+            continue
+        c = min(max(k, 1), p.size - 2)
+        se[idx] = max(s[k - 1], s[k]) / slope
+        interp[idx] = h * h / 8.0 * abs(p[c + 1] - 2.0 * p[c] + p[c - 1]) / (h * h) / slope
+    return se, interp
 
 
 def power_law_limit_test(values, se, n, predicted, alphas=(0.25, 2.0)) -> tuple[float, float, float]:

@@ -84,3 +84,27 @@ def test_a_check_reports_the_smallest_shift_of_its_prediction_that_fails_it(mode
     shifted = [compare("x", "s", p + s * c.margin * f, m, tol, "r", mode=mode).passed for f in (0.999, 1.001) for s in (1, -1)]
     assert shifted[:2] == [True, True] and not all(shifted[2:])  # inside the margin passes; just beyond, one side fails
     assert compare("x", "s", p, float("nan"), tol, "r", mode=mode).margin == float("-inf")
+
+
+def test_the_extrapolated_transition_check_resolves_what_the_data_resolve():
+    """Synthetic P-curves whose transition sits at t* + c/d (the measured finite-d law) with small
+    Monte-Carlo noise: the d → ∞ check passes at the true t* and fails when t* is 0.05 off, a shift
+    the calibrated band (±2t*/√d ≈ 0.3 here) cannot see."""
+    import xarray as xr
+
+    from sinkflow.studies import phase_diagram as pd
+
+    t = np.linspace(0.0, 12.0, 121)
+    betas = np.array([0.5, 1.0, 2.0])
+    tstar = np.array([5.2, 5.3, 5.5])
+    ds_list = []
+    for d in (512, 1024):
+        centre = tstar[:, None] + 3.0 / d
+        P = 1.0 / (1.0 + np.exp(-(t[None, :] - centre) / 0.3))
+        ds_list.append(xr.Dataset({"P": (("beta", "t"), P), "P_se": (("beta", "t"), np.full(P.shape, 1e-3))}, coords={"beta": betas, "t": t}).expand_dims(d=[d], n=[32]))
+    ds = xr.concat(ds_list, dim="d")
+    ok = np.ones(3, bool)
+    good = pd._extrapolated_transition(ds, 32, 512, 1024, tstar, ok, betas, t)
+    bad = pd._extrapolated_transition(ds, 32, 512, 1024, tstar + 0.05, ok, betas, t)
+    assert good.passed and not bad.passed
+    assert 2 * 5.5 / np.sqrt(1024) > 0.3  # the old band would have passed both
