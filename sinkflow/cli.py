@@ -191,6 +191,24 @@ def _describe_grid(study, cfg) -> str:
     return "grid:\n" + "\n".join(parts) + f"\n  → {total} cells, precision {cfg.dtype}"
 
 
+def _stop_on_signals() -> None:
+    """From the start of the ``sinkflow`` command, SIGINT and SIGTERM stop it at once
+    (KeyboardInterrupt, exit 130) until a sweep takes over (then: after the chunk in flight).
+    Installed even where SIGINT was inherited as ignored (a job started with ``&`` by a script), so
+    that ``kill -INT`` acts the same at every moment of a run."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}; finished chunks are kept: run the same command to resume")
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _cmd_run(args) -> int:
     import jax
 
@@ -353,5 +371,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def entry() -> None:
+    """The ``sinkflow`` command. SIGINT and SIGTERM stop it from its first moment (even when SIGINT
+    was inherited as ignored, as by a job a script starts with ``&``); during a sweep the first one
+    stops after the chunk in flight. After an interrupt it leaves at once (``os._exit``, streams
+    flushed): XLA's compile threads may still be running, and tearing the interpreter down under
+    them has crashed (a Ctrl-C during compilation)."""
+    import os
+
+    _stop_on_signals()
+    try:
+        code = main()
+    except KeyboardInterrupt as e:  # before main's own handling (while parsing, importing the study)
+        print(f"\nsinkflow: {e or 'interrupted'}.", file=sys.stderr)
+        code = 130
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

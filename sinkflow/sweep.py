@@ -270,32 +270,38 @@ class SweepInterrupted(KeyboardInterrupt):
 
 
 class _StopAfterChunk:
-    """While a sweep runs in the main thread, the first Ctrl-C asks it to stop after the chunk in
-    flight (which is then written, not discarded); a second one stops at once."""
+    """While a sweep runs in the main thread, the first Ctrl-C (SIGINT) or SIGTERM (what batch
+    schedulers send before killing a job) asks it to stop after the chunk in flight (which is then
+    written, not discarded); a second one stops at once."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
 
     def __enter__(self):
         import signal
         import threading
 
         self.requested = False
-        self._old = None
+        self._old = {}
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.getsignal(signal.SIGINT)
 
             def handler(signum, frame):
                 if self.requested:
                     raise KeyboardInterrupt
                 self.requested = True
-                print("\nsinkflow: stopping after the chunk in flight (Ctrl-C again to stop now, losing it)", file=sys.stderr, flush=True)
+                name = signal.Signals(signum).name
+                print(f"\nsinkflow: {name}: stopping after the chunk in flight ({name} again, or Ctrl-C, to stop now, losing it)", file=sys.stderr, flush=True)
 
-            signal.signal(signal.SIGINT, handler)
+            for name in self.SIGNALS:
+                sig = getattr(signal, name)
+                self._old[sig] = signal.getsignal(sig)
+                signal.signal(sig, handler)
         return self
 
     def __exit__(self, *exc):
         import signal
 
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
         return False
 
 

@@ -227,3 +227,39 @@ def test_every_n_squared_study_refuses_a_cell_too_large_before_compiling(study, 
     err = capsys.readouterr().err
     assert "needs about" in err and "GiB" in err and "nothing was computed" in err, err
     assert not out.exists()
+
+
+def test_signals_stop_a_run_at_every_moment_even_when_sigint_was_inherited_ignored(tmp_path):
+    """A job started with `&` by a script inherits SIGINT ignored: it used to ignore a Ctrl-C for the
+    first ~2 s (until the sweep installed its handler) and obey it afterwards. Now SIGINT stops it
+    from Python's start, with a message and no traceback; SIGTERM (what a scheduler sends) stops the
+    sweep after the chunk in flight, which is kept."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**__import__("os").environ, "JAX_PLATFORMS": "cpu"}
+
+    def launch(out):
+        args = [sys.executable, "-m", "sinkflow.cli", "run", "phase-diagram", "--preset", "tiny", "--d", "3", "--beta", "lin:0:4:12", "--chunk-size", "1", "--out", str(out), "--no-plot", "--no-check"]
+        return subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+
+    proc = launch(tmp_path / "early")
+    time.sleep(1.0)  # Python is up; the study is still being imported or compiled
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "sinkflow:" in err and "Traceback" not in err
+
+    out = tmp_path / "late"
+    proc = launch(out)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "chunks").glob("chunk-*.nc")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "SIGTERM: stopping after the chunk in flight" in err and "all written to" in err
