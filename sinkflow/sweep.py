@@ -431,7 +431,7 @@ def _variable_attrs(study: Study, cfg: StudyConfig) -> dict[str, dict]:
         if f.metadata.get("swept"):
             out[f.name] = {"long_name": f.metadata.get("help", f.name)}
     for name in study.output_dims:
-        out[name] = {"long_name": name, **dict(study.output_attrs.get(name, {}))}
+        out[name] = {"long_name": _default_long_name(name, study), **dict(study.output_attrs.get(name, {}))}
     for name, extra in study.output_attrs.items():
         if name not in study.output_dims:  # coordinates of output dimensions, e.g. t
             out[name] = dict(extra)
@@ -441,6 +441,17 @@ def _variable_attrs(study: Study, cfg: StudyConfig) -> dict[str, dict]:
         "flag_meanings": " ".join(STATUS[k] for k in sorted(STATUS)),
     }
     return out
+
+
+def _default_long_name(name: str, study: Study) -> str:
+    """An undeclared output's long_name: the engine's meaning of the names every study uses alike
+    (``num_steps``; ``X_se``, the standard error of ``X`` over the cell's realizations), else the name."""
+    if name == "num_steps":
+        return "time steps taken by the cell's solve (the most over its trajectories)"
+    if name.endswith("_se") and name[:-3] in study.output_dims:
+        base = study.output_attrs.get(name[:-3], {}).get("long_name", name[:-3])
+        return f"standard error of {base} over the cell's realizations"
+    return name
 
 
 def _with_status(study: Study, res: dict, ncells: int) -> dict:

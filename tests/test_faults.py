@@ -113,6 +113,11 @@ def test_a_results_file_explains_itself(tmp_path, capsys):
     assert list(ds["status"].attrs["flag_values"]) == [0, 1, 2, 3]
     assert "inverse temperature" in ds["beta"].attrs["long_name"] and ds["t"].attrs["units"] == "1"
     assert "δ-close" in ds["P"].attrs["long_name"]
+    from sinkflow.sweep import _variable_attrs  # outputs a study leaves undeclared get the engine's names
+
+    hs = studies.get("histograms")
+    va = _variable_attrs(hs, hs.config("tiny"))
+    assert va["m2_se"]["long_name"] == "standard error of m2 over the cell's realizations" and "time steps" in va["num_steps"]["long_name"]
 
 
 def test_two_runs_into_one_directory_are_refused_with_the_holder(tmp_path, capsys):
