@@ -24,8 +24,12 @@ layers (all heads; ‖Δz‖₂², ‖Δz‖_∞, Ξ and Algorithm 1 with τ₀ 
 5 steps), reported: a trained network's layers are not small steps of one flow, and the gate
 says so or not.
 
-P3 and P4 on the real model (seed 003; reported, no pass mark: the seed makes no claim for a
+P2, P3 and P4 on the real model (seed 003; reported, no pass mark: the seed makes no claim for a
 trained network):
+- *locking*: ‖sm(z + Δz) − sm(z)‖₁ against c(δ)‖Δz‖_∞ + ‖Δz‖_∞² for every row and head between
+  consecutive layers (:func:`sinkflow.diagnostics.locking_ratio`), the largest ratio per step. A
+  trained network's layer steps are large (‖Δz‖_∞ of several units), where the bound is loose; the
+  tail mass δ beside it says how locked the rows are.
 - *curvature*: Ollivier's κ(i, i') = 1 − W₁(A_i, A_i')/d(i, i') of the head-mean attention rows of
   every layer, the ground metric being the geodesic distance between the layer's normalised input
   tokens (:func:`sinkflow.diagnostics.ollivier_curvature`), over ``pairs`` random pairs of rows;
@@ -162,6 +166,10 @@ def make_cell(cfg: Config, static: dict):
         dz = jnp.diff(z, axis=0)  # logits of consecutive layers, all heads: (5, 12, n, n)
         res["dz2"] = jnp.sum(dz**2, axis=(-3, -2, -1))
         res["dzinf"] = jnp.max(jnp.abs(dz), axis=(-3, -2, -1))
+        # P2: locking of every row across each layer step
+        ratio, c = dg.locking_ratio(z[:-1], dz)
+        row_inf = jnp.max(jnp.abs(dz), axis=-1)
+        res["locking"] = jnp.max(ratio * row_inf / jnp.maximum(c * row_inf + row_inf**2, 1e-300), axis=(-2, -1))  # (5,): over heads and rows
         # P3: Ollivier curvature of the head-mean rows on sampled pairs, geodesic ground metric of the layer input
         xh = xs / jnp.linalg.norm(xs, axis=-1, keepdims=True)
         dist = jnp.arccos(jnp.clip(jnp.einsum("lid,ljd->lij", xh, xh), -1.0, 1.0))
@@ -231,6 +239,8 @@ def checks(ds, cfg):
         f"row entropy/log n {float(m['rel_entropy'].sel(layer=l).mean()):.2f}, gap {float(m['gap'].sel(layer=l).mean()):.3f}, β_eff {float(m['beta_eff'].sel(layer=l).mean()):.1f} (R² {float(m['r2_eff'].sel(layer=l).mean()):.2f}), β_QK {float(m['beta_qk'].sel(layer=l).mean()):.2f} (R² {float(m['r2_qk'].sel(layer=l).mean()):.2f})"
         for l in ds["layer"].values
     )
+    lk = "; ".join(f"step {int(k)}: {float(ds['locking'].sel(step=k).max()):.3f}" for k in ds["step"].values)
+    out.append(compare("P2 on the real model: locking across layer steps (reported)", "OTVIEW §J (‖Δp‖₁ ≤ c(δ)‖Δz‖∞ + o(‖Δz‖))", 0.0, 0.0, 0.0, "measurement: largest ‖Δp‖₁/(c(δ)‖Δz‖∞ + ‖Δz‖∞²) over rows, heads and passages per step", mode="le", detail=lk))
     kap = "; ".join(f"layer {int(l)}: mean κ {float(ds['curv_mean'].sel(layer=l).mean()):.3f} (min {float(ds['curv_min'].sel(layer=l).min()):.3f})" for l in ds["layer"].values)
     out.append(compare("P3 on the real model: Ollivier curvature of attention rows (reported)", "OTVIEW §M (κ = 1 − W₁(A_i, A_i')/d(i, i'), head-mean rows, geodesic metric)", 0.0, 0.0, 0.0, f"measurement over {cfg.pairs} random row pairs per layer and passage", mode="le", detail=kap))
     n_tok = int(np.nanmin(ds["n_tokens"].values)) if np.isfinite(ds["n_tokens"].values).any() else 0
@@ -254,6 +264,7 @@ STUDY = Study(
         "tail": ("layer", "head"),
         "dz2": ("step",),
         "dzinf": ("step",),
+        "locking": ("step",),
         "curv_mean": ("layer",),
         "curv_min": ("layer",),
         "rot_share": ("layer",),
@@ -273,6 +284,7 @@ STUDY = Study(
         "r2_eff": {"long_name": "R² of that fit"},
         "beta_qk": {"long_name": "β of z_ij ≈ β⟨Q x̂_i, K x̂_j⟩ + a_i, the head's own Q, K on normalised tokens (biases dropped)"},
         "r2_qk": {"long_name": "R² of that fit"},
+        "locking": {"long_name": "largest ‖sm(z + Δz) − sm(z)‖₁ / (c(δ)‖Δz‖∞ + ‖Δz‖∞²) over rows and heads between consecutive layers"},
         "curv_mean": {"long_name": "mean Ollivier curvature 1 − W₁(A_i, A_i')/d(i, i') of the head-mean rows over sampled pairs"},
         "curv_min": {"long_name": "smallest sampled Ollivier curvature"},
         "rot_share": {"long_name": "rotational share R/E of the layer map's displacement (top-3 principal coordinates, degree-2 gradients)"},
