@@ -32,8 +32,9 @@ trained network):
   tail mass δ beside it says how locked the rows are.
 - *curvature*: Ollivier's κ(i, i') = 1 − W₁(A_i, A_i')/d(i, i') of the head-mean attention rows of
   every layer, the ground metric being the geodesic distance between the layer's normalised input
-  tokens (:func:`sinkflow.diagnostics.ollivier_curvature`), over ``pairs`` random pairs of rows;
-  mean and minimum per layer. κ > 0 is the contraction of the seed's §M reading.
+  tokens (:func:`sinkflow.diagnostics.ollivier_curvature` at ε = 10⁻² of the mean cost: W₁ within
+  4·10⁻⁴ relative of ε = 10⁻³, 30× fewer iterations), over ``pairs`` random pairs of rows; mean and
+  minimum per layer. κ > 0 is the contraction of the seed's §M reading.
 - *rotational energy*: the share R/E of the layer map's displacement u_i = x̂^{(l+1)}_i − x̂^{(l)}_i
   (normalised hidden states) that is not a gradient (:func:`sinkflow.diagnostics.rotational_energy`,
   degree 2), in the top-3 principal coordinates of the layer's tokens (a polynomial basis in 384
@@ -175,7 +176,9 @@ def make_cell(cfg: Config, static: dict):
         dist = jnp.arccos(jnp.clip(jnp.einsum("lid,ljd->lij", xh, xh), -1.0, 1.0))
         i = jax.random.randint(key, (cfg.pairs,), 0, n)
         j = (i + jax.random.randint(jax.random.fold_in(key, 1), (cfg.pairs,), 1, n)) % n  # j ≠ i
-        kappa = jax.vmap(lambda P, D: dg.ollivier_curvature(P, jnp.maximum(D, 1e-12 * jnp.max(D)), pairs=jnp.stack([i, j], -1)))(A.mean(axis=1), dist)
+        # ε = 1e-2 of the mean cost, threshold 1e-4: ~600 Sinkhorn iterations instead of 20 000 unconverged
+        # at the default 1e-3/1e-6; W₁ moves by 4e-4 relative (measured on 64 tokens in R^384)
+        kappa = jax.vmap(lambda P, D: dg.ollivier_curvature(P, jnp.maximum(D, 1e-12 * jnp.max(D)), pairs=jnp.stack([i, j], -1), epsilon=1e-2, threshold=1e-4))(A.mean(axis=1), dist)
         res["curv_mean"] = jnp.mean(kappa, axis=-1)
         res["curv_min"] = jnp.min(kappa, axis=-1)
         # P4: rotational share of each layer map's displacement (top-3 principal coordinates, degree 2)

@@ -58,7 +58,6 @@ Checks
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp

@@ -239,9 +239,6 @@ def _native(log_k: Float[Array, "n n"], spec: Sinkhorn, v0: Float[Array, " n"]):
 
 
 def _native_symmetric(log_k: Float[Array, "n n"], spec: Sinkhorn, f_init: Float[Array, " n"]):
-    n = log_k.shape[-1]
-    dtype = log_k.dtype
-
     def cond(state):
         return state[1] > spec.threshold
 
