@@ -192,10 +192,14 @@ def _describe_grid(study, cfg) -> str:
 
 
 def _stop_on_signals() -> None:
-    """From the start of the ``sinkflow`` command, SIGINT and SIGTERM stop it at once
-    (KeyboardInterrupt, exit 130) until a sweep takes over (then: after the chunk in flight).
-    Installed even where SIGINT was inherited as ignored (a job started with ``&`` by a script), so
-    that ``kill -INT`` acts the same at every moment of a run."""
+    """From the start of the ``sinkflow`` command, SIGINT and SIGTERM end it at once (exit 130, a
+    one-line message), except while a sweep runs (then: after the chunk in flight). Outside the
+    sweep nothing is in flight that an atomic write does not protect, so the handler leaves by
+    ``os._exit`` rather than raising: a KeyboardInterrupt raised inside a garbage-collector
+    callback is swallowed (seen in CI), and leaving skips tearing the interpreter down under XLA's
+    compile threads. Installed even where SIGINT was inherited as ignored (a job a script starts
+    with ``&``), so that ``kill -INT`` acts the same at every moment of a run."""
+    import os
     import signal
     import threading
 
@@ -203,7 +207,9 @@ def _stop_on_signals() -> None:
         return
 
     def stop(signum, frame):
-        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}; finished chunks are kept: run the same command to resume")
+        sys.stdout.flush()
+        os.write(2, f"\nsinkflow: stopped by {signal.Signals(signum).name}; finished chunks are kept (every file is written atomically): run the same command to resume.\n".encode())
+        os._exit(130)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
