@@ -148,6 +148,11 @@ STUDY = Study(
     presets=PRESETS,
     make_cell=make_cell,
     output_dims={"E": ("t",), "I": ("t",), "status": (), "num_steps": ()},
+    output_attrs={
+        "E": {"long_name": "interaction energy E_β − 1/(2β) = (1/(2βn²)) Σ_ij e^{β⟨x_i,x_j⟩} − 1/(2β) (sinkflow.observables.interaction_energy)", "units": "1"},
+        "I": {"long_name": "time integral of the dissipation identity's right-hand side (equals E(t) − E(0) along the exact flow)", "units": "1"},
+        "t": {"long_name": "time (continuous depth)", "units": "1"},
+    },
     coords=coords,
     plot=plot,
     checks=checks,

@@ -144,6 +144,11 @@ STUDY = Study(
     make_cell=make_cell,
     cell_bytes=cell_bytes,
     output_dims={"hist": ("t", "bin"), "m2": ("t",), "m2_se": ("t",), "status": (), "num_steps": ()},
+    output_attrs={
+        "hist": {"long_name": "density histogram of ⟨x_i, x_j⟩ over pairs i < j on equal bins of [−1, 1], mean over realizations", "units": "1"},
+        "m2": {"long_name": "second moment mean_{i<j} ⟨x_i, x_j⟩², mean over realizations", "units": "1"},
+        "t": {"long_name": "time (continuous depth)", "units": "1"},
+    },
     coords=coords,
     plot=plot,
     checks=checks,

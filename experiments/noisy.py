@@ -223,6 +223,12 @@ STUDY = Study(
     make_cell=make_cell,
     cell_bytes=cell_bytes,
     output_dims={"r": ("t",), "r_mean": (), "r_mean_se": (), "r2_mean": (), "r2_mean_se": (), "status": ()},
+    output_attrs={
+        "r": {"long_name": "order parameter r = |mean_i x_i|, mean over realizations", "units": "1"},
+        "r_mean": {"long_name": "⟨r⟩: r averaged over t ∈ [T/2, T] and realizations", "units": "1"},
+        "r2_mean": {"long_name": "⟨r²⟩: r² averaged over t ∈ [T/2, T] and realizations", "units": "1"},
+        "t": {"long_name": "time", "units": "1"},
+    },
     coords=coords,
     plot=plot,
     checks=checks,

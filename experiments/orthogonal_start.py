@@ -161,6 +161,12 @@ STUDY = Study(
     presets=PRESETS,
     make_cell=make_cell,
     output_dims={"gamma": ("t",), "gamma_min": ("t",), "gamma_max": ("t",), "status": (), "num_steps": ()},
+    output_attrs={
+        "gamma": {"long_name": "mean of ⟨x_i, x_j⟩ over i ≠ j (γ(t) of GLPR Thm 6.8)", "units": "1"},
+        "gamma_min": {"long_name": "smallest ⟨x_i, x_j⟩ over i ≠ j", "units": "1"},
+        "gamma_max": {"long_name": "largest ⟨x_i, x_j⟩ over i ≠ j", "units": "1"},
+        "t": {"long_name": "time (continuous depth)", "units": "1"},
+    },
     coords=coords,
     plot=plot,
     checks=checks,

@@ -449,8 +449,7 @@ def _default_long_name(name: str, study: Study) -> str:
     if name == "num_steps":
         return "time steps taken by the cell's solve (the most over its trajectories)"
     if name.endswith("_se") and name[:-3] in study.output_dims:
-        base = study.output_attrs.get(name[:-3], {}).get("long_name", name[:-3])
-        return f"standard error of {base} over the cell's realizations"
+        return f"standard error of {name[:-3]} over the cell's realizations"
     return name
 
 
