@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -40,9 +41,13 @@ import jax.numpy as jnp
 import numpy as np
 
 jax.config.update("jax_enable_x64", True)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import phase_diagram as _pd  # noqa: E402
+from phase_diagram import _np_close_fraction, _np_field, _torch_field  # noqa: E402  (the phase-diagram benchmark's baselines)
 
 N, D, BETAS, T, NSAVE, DELTA = 32, 16, np.array([1.0, 3.0, 5.0, 7.0]), 30.0, 31, 1e-3
 TS = np.linspace(0.0, T, NSAVE)
+assert (N, D, DELTA) == (_pd.N, _pd.D, _pd.DELTA), "the shared baselines assume the phase-diagram benchmark's n, d and δ"
 
 
 def starts(R: int) -> np.ndarray:
@@ -106,18 +111,9 @@ def torch_rk4(x0: np.ndarray, dt: float):
     beta = torch.from_numpy(np.repeat(BETAS, R).astype(np.float32))[:, None, None]
     steps, every = int(round(T / dt)), int(round((TS[1] - TS[0]) / dt))
 
-    def f(y):
-        w = torch.softmax(beta * torch.bmm(y, y.transpose(1, 2)), dim=-1)
-        a = torch.bmm(w, y)
-        return a - (a * y).sum(-1, keepdim=True) * y
-
-    def frac(y):
-        hit = torch.bmm(y, y.transpose(1, 2)) >= 1 - DELTA
-        return ((hit.sum((1, 2)) - N) / (N * (N - 1))).numpy()
-
     def run():
         with torch.no_grad():
-            return _rk4_saves(f, x, dt, steps, every, frac, lambda y: y / y.norm(dim=-1, keepdim=True))
+            return _rk4_saves(lambda y: _torch_field(y, beta), x, dt, steps, every, lambda y: _np_close_fraction(y.numpy()), lambda y: y / y.norm(dim=-1, keepdim=True))
 
     return run, 0.0
 
@@ -153,17 +149,7 @@ def numpy_rk4(x0: np.ndarray, dt: float):
     beta = np.repeat(BETAS, R).astype(np.float32)[:, None, None]
     steps, every = int(round(T / dt)), int(round((TS[1] - TS[0]) / dt))
 
-    def f(y):
-        lg = beta * (y @ np.swapaxes(y, 1, 2))
-        w = np.exp(lg - lg.max(-1, keepdims=True))
-        w /= w.sum(-1, keepdims=True)
-        a = w @ y
-        return a - (a * y).sum(-1, keepdims=True) * y
-
-    def frac(y):
-        return (((y @ np.swapaxes(y, 1, 2)) >= 1 - DELTA).sum((1, 2)) - N) / (N * (N - 1))
-
-    return (lambda: _rk4_saves(f, x, dt, steps, every, frac, lambda y: y / np.linalg.norm(y, axis=-1, keepdims=True))), 0.0
+    return (lambda: _rk4_saves(lambda y: _np_field(y, beta), x, dt, steps, every, _np_close_fraction, lambda y: y / np.linalg.norm(y, axis=-1, keepdims=True))), 0.0
 
 
 def main():
