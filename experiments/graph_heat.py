@@ -7,8 +7,10 @@ exponential (:func:`sinkflow.dynamics.graph.heat_kernel`); one more solve starts
 an eigenvector of the gap eigenvalue (the Fiedler vector for undirected graphs).
 Times: t ∈ [0, T_cell] with T_cell = (horizon + 3(J − 1))/gap, J the Jordan
 index of the gap eigenvalue (t^{J−1}e^{−gap·t} needs ~3(J − 1) more e-folds
-before it decays), saved on the normalised grid u = t/T_cell ∈ [0, 1], so every
-graph is followed over comparable numbers of e-folds. Saved: the relative distance to the limit
+before it decays), solved and saved on the normalised grid u = t/T_cell ∈ [0, 1]
+(x' = −T_cell·L x; ``--dt`` is in units of u), so every graph is followed over
+comparable numbers of e-folds and all graphs with one node count share one compiled
+program, their Laplacians passed as data (``Study.program``). Saved: the relative distance to the limit
 ‖x(t) − Πx₀‖/‖x₀ − Πx₀‖ (Π = lim e^{−Lt}, :func:`sinkflow.spectra.limit_projector`),
 the eigen-start's norm, and per graph the spectral data: gap = smallest nonzero
 real part of the spectrum, λ₂ and its closed form (undirected families), the
@@ -147,49 +149,63 @@ def spectral_data(A: np.ndarray) -> dict:
     }
 
 
-def make_cell(cfg: Config, static: dict):
+def program(cfg: Config, static: dict) -> tuple[dict, dict]:
+    """One graph's data for the shared program of its node count: graphs of one size differ only in
+    arrays, so they share one compile (the engine's ``Study.program``). The ODE is solved in the
+    normalised time u = t/T_cell ∈ [0, 1], x' = −(T_cell·L)x, so the save grid is the same for
+    every graph and T_cell is data too."""
     name, n_req = static["graph"], static["n"]
     dtype = float_dtype(cfg)
     A = build_graph(name, n_req, cfg)
     sd = spectral_data(A)
     n = sd["nodes"]
-    L = jnp.asarray(sd["L"], dtype)
-    Pi = jnp.asarray(sd["Pi"], dtype)
     T_cell = (cfg.horizon + 3.0 * (sd["jordan"] - 1)) / sd["gap"]
-    ts = np.linspace(0.0, T_cell, cfg.n_times)
     from scipy.linalg import expm as host_expm
 
-    prop = np.array([np.linalg.norm(host_expm(-t * sd["L"]), 2) for t in ts])
-    solver = cfg.solver_config()
-    R, dim = cfg.realizations, cfg.dim
+    prop = np.array([np.linalg.norm(host_expm(-t * sd["L"]), 2) for t in np.linspace(0.0, T_cell, cfg.n_times)])
     if sd["complex_gap"]:  # real and imaginary parts of the eigenvector span an invariant plane: solve both
         v = sd["v"].reshape(2, n).T  # (n, 2)
     else:
         v = sd["v"][:, None]
-    v = jnp.asarray(v / np.linalg.norm(v), dtype)
     closed = spectra.fiedler_closed_form(name, n) if name in CLOSED else math.nan
-    consts = {k: jnp.asarray(float(sd[k]), dtype) for k in ("gap", "lam2", "jordan", "henrici", "eig_cond", "leader_err", "n_sources")}
-    consts["lam2_closed"] = jnp.asarray(closed, dtype)
-    consts["nodes"] = jnp.asarray(float(n), dtype)
-    consts["T_cell"] = jnp.asarray(T_cell, dtype)
-    consts["prop_norm"] = jnp.asarray(prop, dtype)
+    consts = {k: float(sd[k]) for k in ("gap", "lam2", "jordan", "henrici", "eig_cond", "leader_err", "n_sources")}
+    consts.update(lam2_closed=closed, nodes=float(n), T_cell=T_cell)
+    data = {
+        "LT": T_cell * sd["L"],  # (n, n): the generator in u-time
+        "Pi": sd["Pi"],  # (n, n): lim e^{−Lt}
+        "v": v / np.linalg.norm(v),  # (n, 1) or (n, 2): the gap eigenvector (plane)
+        "prop_norm": prop,  # (n_times,): ‖e^{−Lt}‖₂
+        **consts,
+    }
+    return {"nodes": n, "eig_columns": v.shape[1]}, jax.tree.map(lambda a: jnp.asarray(a, dtype), data)
 
-    def one(x0):
-        sol = solve(laplacian_field, x0, ts, L, config=solver)
-        ref = heat_kernel(L, x0, ts)
+
+def make_cell(cfg: Config, key: dict):
+    """The cell of every graph with ``key["nodes"]`` nodes; the graph itself is ``data``
+    (:func:`program`)."""
+    n = key["nodes"]
+    dtype = float_dtype(cfg)
+    us = np.linspace(0.0, 1.0, cfg.n_times)
+    solver = cfg.solver_config()
+    R, dim = cfg.realizations, cfg.dim
+
+    def one(x0, LT, Pi):
+        sol = solve(laplacian_field, x0, us, LT, config=solver)
+        ref = heat_kernel(LT, x0, us)
         lim = jnp.tensordot(Pi, x0, axes=1)
-        dev = jnp.linalg.norm((sol.ys - lim).reshape(len(ts), -1), axis=1) / jnp.linalg.norm(x0 - lim)
+        dev = jnp.linalg.norm((sol.ys - lim).reshape(len(us), -1), axis=1) / jnp.linalg.norm(x0 - lim)
         return dev, jnp.max(jnp.abs(sol.ys - ref)), sol.final_status()
 
-    def cell(values, key):
+    def cell(values, rng, data):
         del values
-        x0 = jax.random.normal(key, (R, n, dim), dtype)
-        dev, err, code = jax.vmap(one)(x0)
-        eig = solve(laplacian_field, v, ts, L, config=solver)
-        eig_norm = jnp.linalg.norm(eig.ys.reshape(len(ts), -1), axis=1)
+        x0 = jax.random.normal(rng, (R, n, dim), dtype)
+        dev, err, code = jax.vmap(one, in_axes=(0, None, None))(x0, data["LT"], data["Pi"])
+        eig = solve(laplacian_field, data["v"], us, data["LT"], config=solver)
+        eig_norm = jnp.linalg.norm(eig.ys.reshape(len(us), -1), axis=1)
+        consts = {k: a for k, a in data.items() if k not in ("LT", "Pi", "v")}
         return {
-            "dev": dev,  # (R, t)
-            "eig_norm": eig_norm,  # (t,)
+            "dev": dev,  # (R, u)
+            "eig_norm": eig_norm,  # (u,)
             "expm_err": jnp.max(err),
             "status": with_finiteness(jnp.maximum(jnp.max(code), eig.final_status()), dev, eig_norm),
             **consts,
@@ -331,6 +347,7 @@ STUDY = Study(
     config_cls=Config,
     presets=PRESETS,
     make_cell=make_cell,
+    program=program,
     output_dims={
         "dev": ("realization", "u"),
         "eig_norm": ("u",),

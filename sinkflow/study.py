@@ -171,6 +171,15 @@ class Study:
     run together fit half the device's memory (:func:`sinkflow.sweep.memory_budget`).
     output_attrs: optional CF-style attributes (``long_name``, ``units``) of outputs and of
     output coordinates such as ``t``, written into ``results.nc`` so the file explains itself.
+    program: optional ``(config, static_values) -> (program_key: dict, data)`` that packs
+    several static groups into one compiled program. ``program_key`` holds what fixes the
+    program (shapes, flags: JSON-serialisable values), ``data`` a pytree of arrays of the
+    same shapes for every group with that key (e.g. one graph's Laplacian). ``make_cell`` /
+    ``make_chunk`` are then called with the *program key* instead of the static values and
+    return ``cell(values, key, data)`` / ``chunk(values, keys, data)``, so they cannot depend
+    on anything else; the engine compiles once per key and passes each group's ``data``.
+    Use it where static values only change data, not shapes (graph-heat: one program per
+    node count instead of one per graph).
     """
 
     name: str
@@ -186,6 +195,7 @@ class Study:
     make_chunk: Callable | None = None
     cell_bytes: Callable | None = None
     output_attrs: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
+    program: Callable | None = None
 
     def __post_init__(self):
         missing = [p for p in PRESETS if p not in self.presets]

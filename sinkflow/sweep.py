@@ -160,17 +160,30 @@ def _dtype(cfg: StudyConfig):
 
 
 def _build_chunk_fn(study: Study, cfg: StudyConfig, static: dict, mesh: Mesh | None):
-    """The jitted chunk function; its matrix products are traced at float32 proper on every
-    backend (:mod:`sinkflow.precision`: GPUs would otherwise use TF32)."""
+    """The jitted chunk function ``fn(values, keys[, data])``; its matrix products are traced at
+    float32 proper on every backend (:mod:`sinkflow.precision`: GPUs would otherwise use TF32).
+    For a study with ``program``, ``static`` is the program key and ``data`` (one group's arrays,
+    shared by the chunk's cells) is a third, replicated argument."""
+    packed = study.program is not None
     if study.make_chunk is not None:
         fn = study.make_chunk(cfg, static)
     else:
-        fn = jax.vmap(study.make_cell(cfg, static))
+        fn = jax.vmap(study.make_cell(cfg, static), in_axes=(0, 0, None) if packed else (0, 0))
     fn = with_exact_matmuls(fn)
     if mesh is None:
         return jax.jit(fn)
     sh = NamedSharding(mesh, PartitionSpec("cells"))
-    return jax.jit(fn, in_shardings=(sh, sh), out_shardings=sh)
+    rep = NamedSharding(mesh, PartitionSpec())
+    return jax.jit(fn, in_shardings=(sh, sh, rep) if packed else (sh, sh), out_shardings=sh)
+
+
+def program_of(study: Study, cfg: StudyConfig, static: dict) -> tuple[dict, Any]:
+    """(program key, data) of a static group: its own values and no data unless the study packs
+    groups into shared programs (``Study.program``)."""
+    if study.program is None:
+        return static, None
+    key, data = study.program(cfg, static)
+    return json.loads(json.dumps(key, sort_keys=True)), data
 
 
 def run_sweep(
@@ -305,17 +318,25 @@ class _StopAfterChunk:
         return False
 
 
-def _plan_chunks(study, cfg, todo: list[Cell], chunk_size: int, all_devices: list) -> list[tuple[dict, int, list[Cell]]]:
-    """The ordered chunks (static values, padded size, cells) of the cells to compute: grouped by
-    static values (one compile each), each group cut into balanced chunks of one padded size."""
+def _plan_chunks(study, cfg, todo: list[Cell], chunk_size: int, all_devices: list) -> list[tuple[dict, int, list[Cell], dict, Any]]:
+    """The ordered chunks (static values, padded size, cells, program key, group data) of the cells
+    to compute: grouped by static values, each group cut into balanced chunks of one padded size,
+    groups that share a compiled program (:func:`program_of`) next to each other."""
     nd = len(all_devices)
     static_names = [a[0] for a in study.axes(cfg) if a[2]]
     groups: dict[tuple, list[Cell]] = defaultdict(list)
     for c in todo:
         groups[tuple(c.values[s] for s in static_names)].append(c)
+    programs = {k: program_of(study, cfg, dict(zip(static_names, k))) for k in groups}
+    first: dict[str, int] = {}
+    for i, k in enumerate(groups):
+        first.setdefault(json.dumps(programs[k][0], sort_keys=True), i)
+    order = sorted(groups, key=lambda k: first[json.dumps(programs[k][0], sort_keys=True)])  # stable
     plan = []
-    for static_key, group in groups.items():
+    for static_key in order:
+        group = groups[static_key]
         static = dict(zip(static_names, static_key))
+        pkey, data = programs[static_key]
         # A group smaller than a chunk is padded only to the next multiple of the device
         # count (padding a 1-cell group to 8 cells computed 8× the work); all chunks of a
         # group share one shape, so still one compile per group.
@@ -323,7 +344,7 @@ def _plan_chunks(study, cfg, todo: list[Cell], chunk_size: int, all_devices: lis
         if study.cell_bytes is not None:
             size = _fitting_chunk(size, nd, int(study.cell_bytes(cfg, static)), memory_budget(all_devices))
         size = _balanced_chunk(len(group), size, nd)
-        plan += [(static, size, group[start : start + size]) for start in range(0, len(group), size)]
+        plan += [(static, size, group[start : start + size], pkey, data) for start in range(0, len(group), size)]
     return plan
 
 
@@ -341,20 +362,20 @@ def _run_locked(study, cfg, store, manifest, stop, *, chunk_size, all_devices, m
     plan = _plan_chunks(study, cfg, todo, chunk_size, all_devices)
     plan = plan[cluster.index :: cluster.count]  # a distributed run: every P-th chunk, the same chunks as one process would make
     if cluster.count > 1:
-        mine = [c for c in mine if c.label in done] + [c for _, _, part in plan for c in part]
-    skipped = len(mine) - sum(len(part) for _, _, part in plan)
+        mine = [c for c in mine if c.label in done] + [c for _, _, part, _, _ in plan for c in part]
+    skipped = len(mine) - sum(len(part) for _, _, part, _, _ in plan)
 
     bar = Progress(total=len(mine), done=skipped, enabled=progress)
     failed = computed = n_chunks = compiles = 0
-    fn, fn_static = None, None
-    for static, size, part in plan:  # ordered by group: one compiled program alive at a time
-        if static != fn_static:
-            fn, fn_static = _build_chunk_fn(study, cfg, static, mesh), static
+    fn, fn_key = None, None
+    for static, size, part, pkey, data in plan:  # ordered by program: one compiled program alive at a time
+        if pkey != fn_key:
+            fn, fn_key = _build_chunk_fn(study, cfg, pkey, mesh), pkey
             compiles += 1
         padded = part + [part[-1]] * (size - len(part))
         values = {k: jnp.asarray(np.asarray([c.values[k] for c in padded]), dtype=_axis_dtype(padded[0].values[k], dtype)) for k in traced_names}
         keys = cell_keys(cfg.seed, [c.label for c in padded])
-        res = fn(values, keys)
+        res = fn(values, keys) if study.program is None else fn(values, keys, data)
         res = jax.tree.map(lambda a: np.asarray(a)[: len(part)], res)
         res = _with_status(study, res, len(part))
         store.write_chunk(

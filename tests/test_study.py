@@ -230,3 +230,40 @@ def test_study_sources_cite_papers_not_repository_documents():
     for study in studies.all_studies():
         assert "MATH.md" not in study.source and "seed" not in study.source, study.name
         assert any(key in study.source for key in studies.REFERENCES), study.name
+
+
+@dataclasses.dataclass(frozen=True)
+class PackConfig(StudyConfig):
+    g: tuple = param(("a", "b", "c"), "a static name", swept=True, static=True, kind=str)
+    x: tuple = param((1.0, 2.0), "a traced number", swept=True, kind=float)
+
+
+def test_groups_that_share_a_program_compile_once_and_get_their_own_data(tmp_path):
+    """``Study.program``: static groups with one program key share one compile; each cell sees its
+    own group's data (same results as one program per group, which it replaces)."""
+    W = {"a": [1.0, 2.0], "b": [3.0, 4.0], "c": [5.0, 6.0, 7.0]}  # "c" has another shape: its own program
+
+    def program(cfg, static):
+        w = np.asarray(W[static["g"]])
+        return {"size": w.size}, {"w": jnp.asarray(w)}
+
+    def make_cell(cfg, key):
+        assert set(key) == {"size"}  # only the program key reaches the builder
+
+        def cell(values, rng, data):
+            return {"y": values["x"] * jnp.sum(data["w"]) + key["size"]}
+
+        return cell
+
+    study = Study(
+        name="pack", title="pack", source="test", config_cls=PackConfig, presets={"tiny": {}, "small": {}, "paper": {}},
+        make_cell=make_cell, program=program, output_dims={"y": ()}, coords=lambda cfg: {}, plot=lambda ds, cfg, out: [],
+        checks=lambda ds, cfg: [],
+    )
+    cfg = PackConfig(g=("a", "c", "b"))
+    rep = run_sweep(study, cfg, tmp_path / "r", progress=False)
+    assert rep.compiles == 2 and rep.computed == 6
+    ds = load_results(tmp_path / "r")
+    for g in ("a", "b", "c"):
+        for x in (1.0, 2.0):
+            assert float(ds["y"].sel(g=g, x=x)) == x * sum(W[g]) + len(W[g])
