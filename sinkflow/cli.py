@@ -237,7 +237,7 @@ def _cmd_run(args) -> int:
     rep = run_sweep(study, cfg, args.out, chunk_size=args.chunk_size, devices=args.devices, shard=shard, resume=args.resume, progress=args.progress, argv=args.argv, cluster=cluster)
     print(
         f"{rep.computed} cells computed, {rep.skipped} already finished, {rep.failed} failed, "
-        f"{rep.chunks} chunks, {rep.compiles} compiles, {rep.seconds:.1f} s → {rep.out}"
+        f"{rep.chunks} chunks, {rep.compiles} compiles ({rep.compile_seconds:.1f} s), {rep.seconds:.1f} s → {rep.out}"
     )
     status = 0
     if rep.failed:

@@ -149,6 +149,7 @@ class SweepReport:
     chunks: int
     compiles: int
     seconds: float
+    compile_seconds: float
     merged: bool
     out: Path
 
@@ -367,15 +368,21 @@ def _run_locked(study, cfg, store, manifest, stop, *, chunk_size, all_devices, m
 
     bar = Progress(total=len(mine), done=skipped, enabled=progress)
     failed = computed = n_chunks = compiles = 0
-    fn, fn_key = None, None
-    for static, size, part, pkey, data in plan:  # ordered by program: one compiled program alive at a time
+    fn, fn_key, executables = None, None, {}
+    compile_s = 0.0
+    for static, size, part, pkey, data in plan:  # ordered by program: one program's executables alive at a time
         if pkey != fn_key:
-            fn, fn_key = _build_chunk_fn(study, cfg, pkey, mesh), pkey
-            compiles += 1
+            fn, fn_key, executables = _build_chunk_fn(study, cfg, pkey, mesh), pkey, {}
         padded = part + [part[-1]] * (size - len(part))
         values = {k: jnp.asarray(np.asarray([c.values[k] for c in padded]), dtype=_axis_dtype(padded[0].values[k], dtype)) for k in traced_names}
         keys = cell_keys(cfg.seed, [c.label for c in padded])
-        res = fn(values, keys) if study.program is None else fn(values, keys, data)
+        call = (values, keys) if study.program is None else (values, keys, data)
+        if size not in executables:  # traced and compiled ahead of the call, so compile time is measured on its own
+            t0 = time.perf_counter()
+            executables[size] = fn.lower(*call).compile()
+            compile_s += time.perf_counter() - t0
+            compiles += 1
+        res = executables[size](*call)
         res = jax.tree.map(lambda a: np.asarray(a)[: len(part)], res)
         res = _with_status(study, res, len(part))
         store.write_chunk(
@@ -397,7 +404,7 @@ def _run_locked(study, cfg, store, manifest, stop, *, chunk_size, all_devices, m
     merged = False
     cluster.barrier("computed", BARRIER_TIMEOUT_S)  # process 0 merges once every process has written its chunks
     if not cluster.leader:
-        return SweepReport(total=len(cells), mine=len(mine), skipped=skipped, computed=computed, failed=failed, chunks=n_chunks, compiles=compiles, seconds=time.perf_counter() - t_start, merged=False, out=Path(out))
+        return SweepReport(total=len(cells), mine=len(mine), skipped=skipped, computed=computed, failed=failed, chunks=n_chunks, compiles=compiles, seconds=time.perf_counter() - t_start, compile_seconds=compile_s, merged=False, out=Path(out))
     finished = store.finished_labels()
     if all(c.label in finished for c in cells):
         merge_results(study, cfg, store, argv=manifest["argv"], devices=manifest["devices"])
@@ -411,6 +418,7 @@ def _run_locked(study, cfg, store, manifest, stop, *, chunk_size, all_devices, m
         chunks=n_chunks,
         compiles=compiles,
         seconds=time.perf_counter() - t_start,
+        compile_seconds=compile_s,
         merged=merged,
         out=Path(out),
     )
