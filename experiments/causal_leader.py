@@ -237,6 +237,10 @@ STUDY = Study(
     make_cell=make_cell,
     cell_bytes=cell_bytes,
     output_dims={"dist_token": ("realization", "t", "token"), "status": ()},
+    output_attrs={
+        "dist_token": {"long_name": "chordal distance ‖x_i(t) − x_1(0)‖ of each token to the leader token's start (the leader does not move under causal attention); NaN for token ≥ n", "units": "1"},
+        "t": {"long_name": "time (continuous depth)", "units": "1"},
+    },
     coords=coords,
     plot=plot,
     checks=checks,

@@ -216,6 +216,12 @@ STUDY = Study(
     presets=PRESETS,
     make_cell=make_cell,
     output_dims={"true": ("realization", "i", "j"), "est": ("realization", "i", "j"), "est_dagma": ("realization", "i", "j"), "h": ("realization",), "status": ()},
+    output_attrs={
+        "true": {"long_name": "true DAG adjacency A[i, j] = 1 for an edge j → i (zero-padded to max n)", "units": "1"},
+        "est": {"long_name": "sinkflow's learned graph: |weight| > w_threshold and mask logit > 0 (A[i, j]: j → i; zero-padded)", "units": "1"},
+        "est_dagma": {"long_name": "DAGMA's graph on the same data (A[i, j]: j → i; NaN where DAGMA was not run)", "units": "1"},
+        "h": {"long_name": "NOTEARS acyclicity h(W) = tr(e^{W∘W}) − n of the learned weighted adjacency at the last outer step (0 iff a DAG)", "units": "1"},
+    },
     coords=coords,
     plot=plot,
     checks=checks,

@@ -212,6 +212,12 @@ STUDY = Study(
     presets=PRESETS,
     make_cell=make_cell,
     output_dims={"H": ("realization", "t"), "P": ("realization", "t"), "D": ("realization", "t", "phase"), "status": ()},
+    output_attrs={
+        "H": {"long_name": "Kozachenko–Leonenko entropy Ĥ of the token cloud (geodesic metric, k neighbours)", "units": "nat"},
+        "P": {"long_name": "fraction of token pairs closer than δ", "units": "1"},
+        "D": {"long_name": "mean tangential divergence (1/n) Σ_i div_S v(x_i) of the attention (phase 0) and the MLP (phase 1) field at the tokens", "units": "1"},
+        "t": {"long_name": "depth in blocks (attention on [l, l + ½), MLP on [l + ½, l + 1))", "units": "1"},
+    },
     coords=coords,
     plot=plot,
     checks=checks,

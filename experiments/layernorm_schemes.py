@@ -207,6 +207,11 @@ STUDY = Study(
     presets=PRESETS,
     make_cell=make_cell,
     output_dims={"log_gap": ("t", "realization"), "radius": ("t", "realization"), "status": (), "num_steps": ()},
+    output_attrs={
+        "log_gap": {"long_name": "log of the mean over pairs i ≠ j of 1 − ⟨θ_i, θ_j⟩, θ = x/‖x‖ (−inf once the cloud is one point)", "units": "1"},
+        "radius": {"long_name": "mean token norm (1/n) Σ_i ‖x_i‖ (1 for schemes that keep tokens on the sphere)", "units": "1"},
+        "t": {"long_name": "time (continuous depth)", "units": "1"},
+    },
     coords=coords,
     plot=plot,
     checks=checks,

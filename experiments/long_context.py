@@ -134,6 +134,11 @@ STUDY = Study(
     presets=PRESETS,
     make_cell=make_cell,
     output_dims={"cos": (), "cos_exact": (), "beta": (), "status": ()},
+    output_attrs={
+        "cos": {"long_name": "cosine between two tokens' outputs after one attention layer on the equiangular input of cosine ρ", "units": "1"},
+        "cos_exact": {"long_name": "closed form of that cosine (sinkflow.theory.long_context_cosine)", "units": "1"},
+        "beta": {"long_name": "inverse temperature β = γ log n", "units": "1"},
+    },
     coords=lambda cfg: {},
     plot=plot,
     checks=checks,

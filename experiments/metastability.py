@@ -354,6 +354,12 @@ STUDY = Study(
     presets=PRESETS,
     make_cell=make_cell,
     output_dims={"clusters": ("realization", "t"), "energy": ("realization", "t"), "theta": ("realization", "t", "token"), "status": (), "num_steps": ()},
+    output_attrs={
+        "clusters": {"long_name": "number of clusters: connected components of the graph ⟨x_i, x_j⟩ ≥ 1 − δ (sinkflow.observables.cluster_count)", "units": "1"},
+        "energy": {"long_name": "interaction energy E_β − 1/(2β) = (1/(2βn²)) Σ_ij (e^{β⟨x_i,x_j⟩} − 1) (sinkflow.observables.interaction_energy)", "units": "1"},
+        "theta": {"long_name": "token angles on the circle S¹, in [0, 2π)", "units": "rad"},
+        "t": {"long_name": "time (continuous depth; log-spaced saves)", "units": "1"},
+    },
     coords=coords,
     plot=plot,
     checks=checks,

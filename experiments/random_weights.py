@@ -262,6 +262,11 @@ STUDY = Study(
     make_cell=make_cell,
     cell_bytes=cell_bytes,
     output_dims={"P": ("t",), "P_se": ("t",), "log_gap": ("realization", "t"), "status": (), "num_steps": ()},
+    output_attrs={
+        "P": {"long_name": "fraction of token pairs closer than δ, mean over realizations (GLPR's clustering probability)", "units": "1"},
+        "log_gap": {"long_name": "log of the mean over pairs i ≠ j of 1 − ⟨x_i, x_j⟩ (−inf once a realization is one point)", "units": "1"},
+        "t": {"long_name": "time (continuous depth)", "units": "1"},
+    },
     coords=coords,
     plot=plot,
     checks=checks,

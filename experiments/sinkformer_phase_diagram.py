@@ -239,6 +239,13 @@ STUDY = Study(
     make_cell=make_cell,
     cell_bytes=cell_bytes,
     output_dims={**{k: ("t",) for k in ("P", "P_se", "entropy", "sink_F", "sinkhorn_error")}, "status": (), "num_steps": ()},
+    output_attrs={
+        "P": {"long_name": "fraction of token pairs closer than δ, mean over realizations", "units": "1"},
+        "entropy": {"long_name": "Kozachenko–Leonenko entropy of the tokens on S^{d−1} (geodesic metric), mean over realizations", "units": "nat"},
+        "sink_F": {"long_name": "SINK's functional F at the Sinkhorn plan of the current tokens, mean over realizations", "units": "1"},
+        "sinkhorn_error": {"long_name": "worst L1 marginal error of the saved Sinkhorn plans over realizations", "units": "1"},
+        "t": {"long_name": "time (continuous depth)", "units": "1"},
+    },
     coords=coords,
     plot=plot,
     checks=checks,

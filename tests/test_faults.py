@@ -120,6 +120,23 @@ def test_a_results_file_explains_itself(tmp_path, capsys):
     assert va["m2_se"]["long_name"] == "standard error of m2 over the cell's realizations" and "time steps" in va["num_steps"]["long_name"]
 
 
+
+def test_every_output_of_every_study_explains_itself():
+    """A results file must explain itself to someone who has only the file: every output of every
+    study has a long_name that says more than its name, and every declared attribute names an
+    output or one of its dimensions (a misspelt key would silently describe nothing)."""
+    from sinkflow.sweep import _variable_attrs
+
+    for study in studies.all_studies():
+        cfg = study.config("tiny")
+        va = _variable_attrs(study, cfg)
+        dims = {d for ds_ in study.output_dims.values() for d in ds_}
+        for name in study.output_dims:
+            assert va[name]["long_name"] != name, f"{study.name}: output {name!r} has no long_name"
+        for name in study.output_attrs:
+            assert name in study.output_dims or name in dims, f"{study.name}: output_attrs names {name!r}, neither an output nor an output dimension"
+
+
 def test_two_runs_into_one_directory_are_refused_with_the_holder(tmp_path, capsys):
     import fcntl
     import os
