@@ -68,7 +68,7 @@ import numpy as np
 
 from sinkflow import theory
 from sinkflow.checks import compare, sinkhorn_check, worst_case
-from sinkflow.dynamics.heat import HeatFlow, heat_field, sq_distances
+from sinkflow.dynamics.heat import HeatFlow, heat_field, sq_distances, whiten
 from sinkflow.entropy import kl_entropy
 from sinkflow.estimators import richardson_inverse_n
 from sinkflow.options import SinkhornOptions, SolverOptions, float_dtype, time_grid
@@ -113,22 +113,6 @@ def _kernel(cfg: Config, normalizer: str, eps) -> Sinkhorn:
     if normalizer == "softmax":
         return Sinkhorn(epsilon=eps, mode="fixed", iterations=1)
     return cfg.sinkhorn_spec(eps, symmetric_kernel=True)  # −‖x_i − x_j‖² is symmetric
-
-
-def whiten(x):
-    """Moment-match clouds ``(..., n, dim)``: empirical mean 0 and unbiased covariance I exactly.
-
-    An i.i.d. N(0, I) cloud has sample variance 1 ± √(2/(n·dim)); at n = 400 in
-    dim 2 that is ±0.05, larger than the finite-n bias the checks resolve, and it
-    carries straight into s(T). Whitening removes it; the whitened cloud still
-    tends to N(0, I) as n → ∞, so the mean-field limit is unchanged.
-    """
-    n = x.shape[-2]
-    xc = x - jnp.mean(x, axis=-2, keepdims=True)
-    cov = jnp.einsum("...ni,...nj->...ij", xc, xc) / (n - 1)
-    w, v = jnp.linalg.eigh(cov)
-    inv_sqrt = jnp.einsum("...ij,...j,...kj->...ik", v, 1.0 / jnp.sqrt(w), v)
-    return xc @ inv_sqrt
 
 
 def cell_bytes(cfg: Config, static: dict) -> int:

@@ -39,6 +39,25 @@ def test_power_law_limit_test_on_synthetic_biases():
     assert power_law_limit_test([0.52, 0.51], [1e-4, 1e-4], [100.0, 200.0], 0.3)[0] > 4.0  # would need α = 0.07
 
 
+def test_power_law_limit_power_is_the_shift_at_which_the_test_turns():
+    """The reported power is where z crosses 4: just above it the shifted limit is rejected, just
+    below it is not; tighter data (smaller se) detect proportionally smaller shifts."""
+    from sinkflow.estimators import power_law_limit_power
+
+    v, se = SINKHORN
+    exact = float(lambda_sinkhorn(2.0, 0.5))
+    d = power_law_limit_power(v, se, N, exact)
+    assert 0.0 < d < 0.005  # the test above rejects 0.005
+    z = lambda p: power_law_limit_test(v, se, N, p)[0]  # noqa: E731
+    assert max(z(exact + 1.02 * d), z(exact - 1.02 * d)) > 4.0
+    assert max(z(exact + 0.97 * d), z(exact - 0.97 * d)) <= 4.0
+    n = np.array([250.0, 500.0, 1000.0])
+    y = 0.7 + 2.0 / n
+    d1, d2 = power_law_limit_power(y, np.full(3, 1e-4), n, 0.7), power_law_limit_power(y, np.full(3, 1e-5), n, 0.7)
+    assert 5.0 < d1 / d2 < 20.0
+    assert power_law_limit_power(y, np.full(3, 1e-4), n, 0.8) == 0.0  # a wrong limit is rejected as it stands
+
+
 def test_window_log_slope_with_inverse_t_removes_the_lower_prefactor_powers():
     """v = (t² + c₁t + c₀)e^{−λt}, a defective mode with k = 2 (Jordan index 3): the plain fit with
     t² known is biased by ≈ c₁/(t_lo·t_hi); the b/t term removes it to O(t^−3)."""

@@ -17,7 +17,7 @@ from jaxtyping import Array, Float
 
 from ..sinkhorn import Sinkhorn, sinkhorn
 
-__all__ = ["HeatFlow", "heat_field", "sq_distances"]
+__all__ = ["HeatFlow", "heat_field", "sq_distances", "whiten"]
 
 
 class HeatFlow(eqx.Module):
@@ -48,3 +48,20 @@ def heat_field(t, x: Float[Array, "... n d"], params: HeatFlow) -> Float[Array, 
     W, _ = sinkhorn(-sq_distances(x) / params.width, params.kernel)
     eps = jnp.asarray(params.kernel.epsilon, x.dtype)
     return (params.sign / eps) * (jnp.einsum("...ij,...jd->...id", W, x) - x)
+
+
+def whiten(x: Float[Array, "... n dim"]) -> Float[Array, "... n dim"]:
+    """Moment-match clouds ``(..., n, dim)``: empirical mean 0 and unbiased covariance I exactly (n > dim).
+
+    An i.i.d. N(0, I) cloud has sample variance 1 ± √(2/(n·dim)); at n = 400 in dim 2 that is
+    ±0.05, larger than the finite-n biases that sinkformer-heat and sinkhorn-gaussian resolve, and
+    it carries straight into their observables (a Gaussian's gain and its heat-flow variance depend
+    on s to first order). Whitening removes that noise; the whitened cloud still tends to N(0, I)
+    as n → ∞, so every mean-field limit is unchanged (the finite-n bias changes, at O(1/n)).
+    """
+    n = x.shape[-2]
+    xc = x - jnp.mean(x, axis=-2, keepdims=True)
+    cov = jnp.einsum("...ni,...nj->...ij", xc, xc) / (n - 1)
+    w, v = jnp.linalg.eigh(cov)
+    inv_sqrt = jnp.einsum("...ij,...j,...kj->...ik", v, 1.0 / jnp.sqrt(w), v)
+    return xc @ inv_sqrt
