@@ -164,6 +164,16 @@ def test_sinkhorn_gaussian_checks_fail_on_swapped_gains(tmp_path):
         swapped[f"lam_sinkhorn{a}"], swapped[f"lam_softmax{a}"] = ds[f"lam_softmax{a}"], ds[f"lam_sinkhorn{a}"]
     verdict = {c.name.split(" =")[0]: c.passed for c in checks(swapped)}
     assert not verdict["λ_sinkhorn"] and not verdict["λ_softmax"]
+    # The reported power (detects, in λ) is where the check turns: data shifted by a little more fail.
+    margin = {c.name.split(" =")[0]: c.margin for c in checks(ds) if c.name.startswith("λ_")}
+    assert margin["λ_sinkhorn"] < 0.005  # 0.6% of λ: whitened samples (i.i.d. ones passed 2% off)
+    for name, m in margin.items():
+        fails = []
+        for sign in (1.0, -1.0):
+            shifted = ds.copy(deep=True)
+            shifted[f"lam_{name[2:]}"] = ds[f"lam_{name[2:]}"] + sign * 1.05 * m
+            fails.append(not {c.name.split(" =")[0]: c.passed for c in checks(shifted)}[name])
+        assert any(fails), name
 
 
 def test_causal_leader_monotonicity_checks_fail_on_wrong_data(tmp_path):
