@@ -6,10 +6,15 @@ config and an output directory. It
 1. lists the grid's cells (cartesian product of the swept parameters), keeps
    this process's share (``shard=(i, N)``: every N-th cell from the i-th) and
    drops the cells already in the store (resume);
-2. groups the rest by their *static* values (d, n, model…: one compile each);
+2. groups the rest by their *static* values (d, n, model…: one compile each, or
+   one per *program key* for a study whose static values only change data,
+   ``Study.program``: such groups are run next to each other and share one
+   compiled program, their data passed as an argument);
 3. runs each group in chunks of ``chunk_size`` cells as one jitted, vmapped call
    whose cell axis is sharded over a 1-D device mesh (chunks are padded to a
-   fixed size, so every chunk of a group reuses one compiled program); a study
+   fixed size, so every chunk of a group reuses one compiled program; programs
+   are compiled ahead of their first call, and compile time is reported apart
+   from run time, ``SweepReport.compile_seconds``); a study
    that declares ``cell_bytes`` gets smaller chunks where ``chunk_size`` cells
    would not fit :func:`memory_budget` (results do not depend on chunking);
 4. writes each finished chunk to the store atomically, between chunks updates
