@@ -15,7 +15,7 @@ Checks
 - *closed forms*: per (s, ε, dim), is λ the n → ∞ limit of λ̂(n)? A likelihood-ratio
   test in the local model λ̂(n) = λ_∞ + c·n^{−α} on the three largest n, with α profiled
   over [0.25, 2]
-  (:func:`sinkflow.checks.power_law_limit_test`); z ≤ 4. The finite-n bias is the
+  (:func:`sinkflow.estimators.power_law_limit_test`); z ≤ 4. The finite-n bias is the
   self-weight W_ii ≈ 1/(number of kernel neighbours), and in the Gaussian tails,
   where n·m(x) ≲ 1 neighbours fall in the kernel, it does not expand in 1/n: that
   region carries mass ~ n^{−(1+ε/(2s))}·(log n)^{(dim+2)/2}, so the local exponent is

@@ -157,6 +157,8 @@ def power_law_limit_test(values, se, n, predicted, alphas=(0.25, 2.0)) -> tuple[
     only the others, so the test has its power from three sample sizes on.
     """
     values, se, n = (np.asarray(a, float) for a in (values, se, n))
+    if not (np.all(np.isfinite(values)) and np.all(np.isfinite(se))):
+        return math.nan, math.nan, math.nan  # a failed cell (NaN) is no evidence either way
     keep = np.argsort(n)[-3:]
     values, se, n = values[keep], se[keep], n[keep]
     if n.size == 1:
@@ -179,15 +181,19 @@ def power_law_limit_test(values, se, n, predicted, alphas=(0.25, 2.0)) -> tuple[
 def power_law_limit_power(values, se, n, predicted, z: float = 4.0, alphas=(0.25, 2.0)) -> float:
     """The power of :func:`power_law_limit_test` on these data: the smallest |δ| for which the
     limit ``predicted + δ`` (either sign) is rejected at ``z``, found by bracketing and bisection
-    (to 1% of δ). 0 if ``predicted`` itself is rejected, inf if no shift up to 10⁶·(largest se) is."""
+    (to 1% of δ). 0 if ``predicted`` itself is rejected, inf if no shift up to 10⁶·(largest se) is,
+    NaN for data with a NaN (a failed cell) or no positive standard error."""
     test = lambda p: power_law_limit_test(values, se, n, p, alphas)[0]  # noqa: E731
-    if test(predicted) > z:
-        return 0.0
+    z0 = test(predicted)
     scale = float(np.max(np.asarray(se, float)))
+    if not (math.isfinite(z0) and math.isfinite(scale) and scale > 0):
+        return math.nan
+    if z0 > z:
+        return 0.0
     best = math.inf
     for sign in (1.0, -1.0):
         lo, hi = 0.0, scale
-        while test(predicted + sign * hi) <= z:
+        while test(predicted + sign * hi) <= z:  # at most log2(10⁶) ≈ 20 doublings
             lo, hi = hi, 2.0 * hi
             if hi > 1e6 * scale:
                 break

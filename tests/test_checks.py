@@ -56,6 +56,11 @@ def test_power_law_limit_power_is_the_shift_at_which_the_test_turns():
     d1, d2 = power_law_limit_power(y, np.full(3, 1e-4), n, 0.7), power_law_limit_power(y, np.full(3, 1e-5), n, 0.7)
     assert 5.0 < d1 / d2 < 20.0
     assert power_law_limit_power(y, np.full(3, 1e-4), n, 0.8) == 0.0  # a wrong limit is rejected as it stands
+    # a failed cell (NaN) is no evidence: NaN, never a pass (z = 0) and never a hang
+    bad = np.array([np.nan, y[1], y[2]])
+    assert np.isnan(power_law_limit_test(bad, np.full(3, 1e-4), n, 0.7)[0])
+    assert np.isnan(power_law_limit_power(bad, np.full(3, 1e-4), n, 0.7))
+    assert np.isnan(power_law_limit_power(y, np.zeros(3), n, 0.7))
 
 
 def test_window_log_slope_with_inverse_t_removes_the_lower_prefactor_powers():
